@@ -1,0 +1,48 @@
+"""Idempotent consumption: the ids of processed events are stored in the same transaction as their
+effects, so a redelivered or replayed event is recognised and skipped, and an effect happens once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import String, Uuid, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+
+class ProcessedMessageMixin:
+    """Mix into a service's declarative base to get its `processed_messages` table."""
+
+    @declared_attr.directive
+    def __tablename__(cls) -> str:
+        return "processed_messages"
+
+    # One table for all of a service's subscriptions; the consumer name keeps them apart.
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+async def claim_new(
+    session: AsyncSession, model: type[ProcessedMessageMixin], consumer: str, event_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Record `event_ids` as processed by `consumer` and return those not seen before.
+
+    Call inside the transaction that applies the effects: if it rolls back, so does the claim.
+    """
+    wanted = set(event_ids)
+    if not wanted:
+        return set()
+    table = model.__table__  # type: ignore[attr-defined]
+    seen = set(
+        await session.scalars(
+            select(table.c.event_id).where(table.c.consumer == consumer, table.c.event_id.in_(wanted))
+        )
+    )
+    new = wanted - seen
+    if new:
+        await session.execute(insert(table), [{"consumer": consumer, "event_id": e} for e in new])
+    return new

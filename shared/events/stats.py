@@ -1,0 +1,102 @@
+"""`stats.snapshots` (compacted) and `stats.reminders`: what dashboards and hospitals read from stats."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from shared.events.base import Event, HospitalId, StrictModel, TumourRef
+from shared.events.forms import FormType
+
+REGISTRY_SCOPE = "registry"  # the snapshot key of the registry-wide figures
+Scope = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,31}$")]  # a hospital id or "registry"
+
+
+class Counts(StrictModel):
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+
+class Share(StrictModel):
+    """A proportion with its parts, so a dashboard can show "41 of 50" and not only "82 %"."""
+
+    numerator: int = 0
+    denominator: int = 0
+    ratio: float | None = None
+    target: float | None = None  # the registry's quality target, where it has one
+
+
+class Timeliness(StrictModel):
+    """Days between two moments of a tumour's reporting."""
+
+    count: int = 0
+    median_days: float | None = None
+    p90_days: float | None = None
+
+
+class Figures(StrictModel):
+    submissions: dict[FormType, Counts] = Field(default_factory=dict)
+    rejections_by_code: dict[str, int] = Field(default_factory=dict)
+    children: int = 0
+    tumours: int = 0
+    case_mix_main_group: dict[str, int] = Field(default_factory=dict)
+    case_mix_subgroup: dict[str, int] = Field(default_factory=dict)
+    by_sex: dict[str, int] = Field(default_factory=dict)
+    by_age_group: dict[str, int] = Field(default_factory=dict)  # "0", "1-4", "5-9", "10-14", "15-17"
+    days_to_diagnosis_report: Timeliness = Timeliness()
+    days_to_first_treatment_report: Timeliness = Timeliness()
+    with_treatment_report: Share = Share()
+    with_due_follow_up_report: Share = Share()
+    morphologically_verified: Share = Share()
+    unspecified_morphology: Share = Share()
+    unknown_primary_site: Share = Share()
+    accepted_with_override: Share = Share()
+
+
+class StatsSnapshot(Event):
+    event_type: Literal["stats.snapshot"] = "stats.snapshot"
+    schema_version: Literal[1] = 1
+    producer: Literal["stats"] = "stats"
+
+    scope: Scope
+    version: int = Field(ge=0, description="Increases with every change of this scope's projection")
+    total: Figures
+    by_diagnosis_year: dict[str, Figures] = Field(default_factory=dict)
+    reminders_open: int = 0
+
+
+class ReminderKind(StrEnum):
+    TREATMENT_REPORT_MISSING = "treatment_report_missing"
+    FOLLOW_UP_DUE = "follow_up_due"
+
+
+class ReminderStatus(StrEnum):
+    OPEN = "open"
+    CLEARED = "cleared"
+
+
+class ReminderChanged(Event):
+    """A report the hospital owes the registry, opened when due and cleared when the report arrives.
+
+    Addressed by the hospital's own tumour reference: the hospital knows its patient, and the
+    registry pseudonym has no business on a topic hospitals read.
+    """
+
+    event_type: Literal["reminder.changed"] = "reminder.changed"
+    schema_version: Literal[1] = 1
+    producer: Literal["stats"] = "stats"
+
+    reminder_id: uuid.UUID
+    hospital_id: HospitalId
+    tumour_ref: TumourRef
+    kind: ReminderKind
+    missing_form: FormType
+    diagnosis_date: date
+    due_date: date
+    follow_up_year: int | None = None
+    status: ReminderStatus

@@ -1,0 +1,1 @@
+"""Metrics, logs and health: what every service exposes the same way."""

@@ -1,0 +1,106 @@
+"""What a service process is made of, built the same way for all four: settings, a broker with the
+platform defaults, its own database (migrated at start-up), dead letters, and an HTTP app serving the
+service's API next to `/health`, `/ready` and `/metrics`. Shutdown (SIGTERM, Ctrl-C) stops consuming
+first, so in-flight batches finish and commit their offsets, then closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.db import create_engine, session_factory
+from shared.db.migrations import upgrade
+from shared.events.base import ServiceName
+from shared.kafka import create_broker
+from shared.kafka.admin import ensure_topics
+from shared.kafka.deadletters import DeadLetterPublisher
+from shared.observability.health import health_router
+from shared.observability.logging import configure_logging
+from shared.settings import ServiceSettings
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Service:
+    name: ServiceName
+    settings: ServiceSettings
+    migrations: Path
+    broker: KafkaBroker = field(init=False)
+    engine: AsyncEngine = field(init=False)
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    dead_letters: DeadLetterPublisher = field(init=False)
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.broker = create_broker(self.settings.kafka, client_id=self.name, registry=REGISTRY)
+        self.engine = create_engine(self.settings.database_url)
+        self.sessions = session_factory(self.engine)
+        self.dead_letters = DeadLetterPublisher(self.broker, self.name, self.settings.consumer_group)
+
+    async def start(self) -> None:
+        await upgrade(self.engine, self.migrations)
+        await ensure_topics(self.settings.kafka)
+        await self.broker.start()
+        for hook in self.on_start:
+            await hook()
+
+    async def stop(self) -> None:
+        # Consumers first: FastStream lets in-flight handlers finish (graceful_timeout) and commit.
+        await self.broker.stop()
+        for hook in reversed(self.on_stop):
+            await hook()
+        await self.engine.dispose()
+
+    async def _database_ready(self) -> bool:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("select 1"))
+        return True
+
+    async def _broker_ready(self) -> bool:
+        return await self.broker.ping(timeout=2.0)
+
+    def http_app(
+        self, *, title: str, description: str, routers: Sequence[APIRouter] = (), **fastapi_kwargs: Any
+    ) -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, description=description, lifespan=lifespan, **fastapi_kwargs)
+        app.include_router(health_router({"kafka": self._broker_ready, "database": self._database_ready}))
+        for router in routers:
+            app.include_router(router)
+        app.state.service = self
+        return app
+
+
+def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+    """Run one service process until SIGTERM or Ctrl-C."""
+    configure_logging(service, settings.log_level, settings.log_json)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # our JSON logging, configured above
+        timeout_graceful_shutdown=30,
+        access_log=False,
+    )
+    asyncio.run(uvicorn.Server(config).serve())

@@ -1,0 +1,135 @@
+"""Every topic of the platform in one place: its name, what it is keyed by, its partitions and policy.
+
+Topics are created by the platform (`shared.kafka.admin.ensure_topics`, `registry topics create`) with
+these explicit settings; brokers run with auto-creation off, so a typo fails loudly instead of creating
+a one-partition topic nobody reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from shared.events import (
+    DeadLetter,
+    Event,
+    ReceiptIssued,
+    ReminderChanged,
+    ReservationRegistered,
+    ReservationWithdrawn,
+    StatsSnapshot,
+    SubmissionReceived,
+    SubmissionRejected,
+    SubmissionValidated,
+)
+
+# Clinical topics share a partition count so a child's events land on the same partition number
+# everywhere, and a consumer group scales out to this many processes.
+CLINICAL_PARTITIONS = 6
+
+
+class Key(StrEnum):
+    CHILD_PSEUDONYM = "child pseudonym"
+    HOSPITAL_ID = "hospital id"
+    SCOPE = "hospital id, or 'registry'"
+    SOURCE_KEY = "the dead message's own key"
+
+
+class Cleanup(StrEnum):
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: Key
+    events: tuple[type[Event], ...]
+    partitions: int = CLINICAL_PARTITIONS
+    cleanup: Cleanup = Cleanup.DELETE
+    retention_ms: int = -1  # registry data is kept; compaction or explicit deletes shrink topics
+    extra_config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def config(self, min_insync_replicas: int) -> dict[str, str]:
+        return {
+            "cleanup.policy": self.cleanup.value,
+            "retention.ms": str(self.retention_ms),
+            "min.insync.replicas": str(min_insync_replicas),
+            **self.extra_config,
+        }
+
+
+SUBMISSIONS_RECEIVED = TopicSpec(
+    "intake.submissions.received",
+    Key.CHILD_PSEUDONYM,
+    (SubmissionReceived,),
+    description="Every submission intake accepted, identity replaced by the registry pseudonym.",
+)
+HOSPITAL_INBOUND = TopicSpec(
+    "hospital.inbound.submissions",
+    Key.HOSPITAL_ID,
+    (),  # raw hospital submissions (intake's API body); intake validates them as it does HTTP bodies
+    description="Hospitals may produce their submissions here instead of calling the HTTP API.",
+)
+SUBMISSIONS_VALIDATED = TopicSpec(
+    "validation.submissions.validated",
+    Key.CHILD_PSEUDONYM,
+    (SubmissionValidated,),
+    description="Accepted submissions with their ICCC-3 code and check findings.",
+)
+SUBMISSIONS_REJECTED = TopicSpec(
+    "validation.submissions.rejected",
+    Key.CHILD_PSEUDONYM,
+    (SubmissionRejected,),
+    description="Rejected submissions with the findings that rejected them.",
+)
+RECEIPTS = TopicSpec(
+    "intake.receipts",
+    Key.HOSPITAL_ID,
+    (ReceiptIssued,),
+    partitions=3,
+    description="A receipt for every submitted message and every change of its status.",
+)
+RESERVATIONS = TopicSpec(
+    "intake.reservations",
+    Key.CHILD_PSEUDONYM,
+    (ReservationRegistered, ReservationWithdrawn),
+    cleanup=Cleanup.COMPACT,
+    description="NOPHO-Care reservations; the latest event per child is the child's state.",
+)
+STATS_SNAPSHOTS = TopicSpec(
+    "stats.snapshots",
+    Key.SCOPE,
+    (StatsSnapshot,),
+    partitions=3,
+    cleanup=Cleanup.COMPACT,
+    extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+    description="The latest projection per hospital and registry-wide, for dashboards.",
+)
+REMINDERS = TopicSpec(
+    "stats.reminders",
+    Key.HOSPITAL_ID,
+    (ReminderChanged,),
+    partitions=3,
+    description="Reports a hospital owes, opened when due and cleared when they arrive.",
+)
+DEAD_LETTERS = TopicSpec(
+    "registry.dead-letters",
+    Key.SOURCE_KEY,
+    (DeadLetter,),
+    partitions=3,
+    description="Messages a consumer gave up on, with the error, for inspection and redrive.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    HOSPITAL_INBOUND,
+    SUBMISSIONS_RECEIVED,
+    SUBMISSIONS_VALIDATED,
+    SUBMISSIONS_REJECTED,
+    RECEIPTS,
+    RESERVATIONS,
+    STATS_SNAPSHOTS,
+    REMINDERS,
+    DEAD_LETTERS,
+)
