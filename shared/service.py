@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared.auth import AuthSettings, TokenStore
 from shared.db import create_engine, session_factory
 from shared.db.migrations import upgrade
 from shared.events.base import ServiceName
@@ -28,6 +29,7 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.observability.health import health_router
 from shared.observability.logging import configure_logging
+from shared.problems import install_problem_handlers
 from shared.settings import ServiceSettings
 
 Hook = Callable[[], Awaitable[None]]
@@ -85,6 +87,8 @@ class Service:
                 await self.stop()
 
         app = FastAPI(title=title, description=description, lifespan=lifespan, **fastapi_kwargs)
+        install_problem_handlers(app)
+        app.state.tokens = TokenStore.load(AuthSettings().tokens_file)
         app.include_router(health_router({"kafka": self._broker_ready, "database": self._database_ready}))
         for router in routers:
             app.include_router(router)

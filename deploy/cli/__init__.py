@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import kafka
+from deploy.cli import kafka, services, tokens
+from services.export import cli as export_cli
+from services.intake import cli as intake_cli
+from services.stats import cli as stats_cli
+from services.validation import cli as validation_cli
 
 app = typer.Typer(
     name="registry",
@@ -13,6 +17,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(kafka.app, name="kafka")
+app.command("serve")(services.serve)
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(intake_cli.app, name="intake")
+app.add_typer(validation_cli.iccc_app, name="iccc")
+app.command("check")(validation_cli.check)
+app.add_typer(stats_cli.app, name="stats")
+app.add_typer(export_cli.app, name="export")
 
 
 def main() -> None:
