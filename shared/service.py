@@ -31,6 +31,7 @@ from shared.observability.health import health_router
 from shared.observability.logging import configure_logging
 from shared.problems import install_problem_handlers
 from shared.settings import ServiceSettings
+from shared.topics import DEAD_LETTERS, TopicSpec
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -51,7 +52,12 @@ class Service:
         self.broker = create_broker(self.settings.kafka, client_id=self.name, registry=REGISTRY)
         self.engine = create_engine(self.settings.database_url)
         self.sessions = session_factory(self.engine)
-        self.dead_letters = DeadLetterPublisher(self.broker, self.name, self.settings.consumer_group)
+        self.dead_letters = DeadLetterPublisher(
+            self.broker, self.name, self.settings.consumer_group, self.topic(DEAD_LETTERS)
+        )
+
+    def topic(self, spec: TopicSpec) -> str:
+        return self.settings.kafka.topic(spec)
 
     async def start(self) -> None:
         await upgrade(self.engine, self.migrations)

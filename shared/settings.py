@@ -12,10 +12,13 @@ import base64
 import binascii
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from shared.topics import TopicSpec
 
 _S = TypeVar("_S", bound=BaseSettings)
 
@@ -76,6 +79,11 @@ class KafkaSettings(BaseSettings):
     # Batch consumption: how many records one transaction takes and how long to wait to fill it.
     max_batch: int = Field(500, ge=1, le=10_000)
     batch_timeout_ms: int = Field(50, ge=1)
+    # Prepended to every topic name: separate environments (or test runs) on one cluster.
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
+
+    def topic(self, spec: TopicSpec) -> str:
+        return self.topic_prefix + spec.name
 
 
 def database_url_field(service: str) -> Any:

@@ -17,12 +17,12 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = A
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in topics if spec.name not in existing]
+        missing = [spec for spec in topics if settings.topic(spec) not in existing]
         if missing:
             await admin.create_topics(
                 [
                     NewTopic(
-                        spec.name,
+                        settings.topic(spec),
                         num_partitions=spec.partitions,
                         replication_factor=settings.replication_factor,
                         topic_configs=spec.config(settings.min_insync_replicas),
@@ -30,6 +30,6 @@ async def ensure_topics(settings: KafkaSettings, topics: Iterable[TopicSpec] = A
                     for spec in missing
                 ]
             )
-        return [spec.name for spec in missing]
+        return [settings.topic(spec) for spec in missing]
     finally:
         await admin.close()

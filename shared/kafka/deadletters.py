@@ -33,11 +33,13 @@ class DeadLetterPublisher:
         broker: KafkaBroker,
         service: ServiceName,
         consumer_group: str,
+        topic: str = DEAD_LETTERS.name,
         seal: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._broker = broker
         self._service = service
         self._group = consumer_group
+        self._topic = topic
         # Topics that may carry identity numbers (the hospital inbound topic) seal the payload.
         self._seal = seal
 
@@ -64,6 +66,6 @@ class DeadLetterPublisher:
                 attempts=attempts,
                 failed_at=utcnow(),
             )
-            letters.append(Outgoing(DEAD_LETTERS.name, record.key or b"", letter))
+            letters.append(Outgoing(self._topic, record.key or b"", letter))
             DEAD_LETTERS_TOTAL.labels(service=self._service, topic=record.topic, error=type(exc).__name__).inc()
         await publish_all(self._broker, letters)
