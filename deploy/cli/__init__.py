@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import kafka, services, tokens
+from deploy.cli import kafka, postgres, services, tokens
 from services.export import cli as export_cli
 from services.intake import cli as intake_cli
 from services.stats import cli as stats_cli
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(kafka.app, name="kafka")
+app.add_typer(postgres.app, name="postgres")
 app.command("serve")(services.serve)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(intake_cli.app, name="intake")

@@ -87,9 +87,7 @@ class LocalPostgres:
         self.log_file = data_dir / "server.log"
         bindir = find_bindir()
         if bindir is None:
-            raise PostgresError(
-                "PostgreSQL binaries not found: call ensure_installed() or install `postgresql`"
-            )
+            raise PostgresError("PostgreSQL binaries not found: call ensure_installed() or install `postgresql`")
         self.bindir = bindir
 
     def url(self, dbname: str = "postgres") -> str:
@@ -99,7 +97,9 @@ class LocalPostgres:
         """Initialise the data directory if needed, write the settings and start unless running."""
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
-        if self.status().running:
+        current = self.status()
+        if current.running:
+            self.port = current.port or self.port  # already running: it serves where it started
             return
         (self.data_dir / _SETTINGS_FILE).write_text(self._settings())
         self._chown(self.data_dir / _SETTINGS_FILE)
@@ -196,17 +196,13 @@ class LocalPostgres:
             shutil.chown(path, SERVER_USER, SERVER_USER)
 
     def _client(self, program: str, *args: str) -> None:
-        result = _run(
-            [str(self.bindir / program), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, *args]
-        )
+        result = _run([str(self.bindir / program), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, *args])
         if result.returncode != 0:
             raise PostgresError(f"{program} {' '.join(args)} failed:\n{result.stderr}")
 
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
-    )
+    return subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
 
 
 def _checked(name: str) -> str:
