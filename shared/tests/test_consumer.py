@@ -1,0 +1,109 @@
+"""The batch-consumption runtime on FastStream's in-memory broker: what happens to each record of a batch.
+
+These are unit tests of the handler logic; delivery and commit semantics are tested on the real broker in
+tests/integration/test_batch_consumer.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from sqlalchemy.exc import OperationalError
+
+from shared.events import DeadLetter, ReservationRegistered
+from shared.kafka import Delivery, subscribe_batch
+from shared.kafka.consumer import RetryPolicy
+from shared.kafka.deadletters import DeadLetterPublisher
+from shared.settings import KafkaSettings
+from shared.topics import DEAD_LETTERS, RESERVATIONS
+
+FAST = RetryPolicy(attempts=2, transient_attempts=3, backoff_s=0.001)
+
+
+def reservation(n: int) -> ReservationRegistered:
+    return ReservationRegistered(
+        reservation_id=uuid.UUID(int=n),
+        child_pseudonym="c" * 32,
+        recorded_by="coder.anna",
+        effective_at=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+class Harness:
+    def __init__(self, fail_on: set[int] | None = None, transient_failures: int = 0) -> None:
+        self.broker = KafkaBroker()
+        self.applied: list[int] = []
+        self.calls: list[list[int]] = []
+        self.dead: list[DeadLetter] = []
+        self.fail_on = fail_on or set()
+        self.transient_failures = transient_failures
+
+        async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
+            ids = [d.event.reservation_id.int for d in batch]
+            self.calls.append(ids)
+            if self.transient_failures:
+                self.transient_failures -= 1
+                raise OperationalError("select 1", {}, ConnectionRefusedError("database away"))
+            if self.fail_on & set(ids):
+                raise ValueError("cannot apply")
+            self.applied.extend(ids)
+
+        subscribe_batch(
+            self.broker,
+            service="export",
+            group_id="export",
+            decoders={RESERVATIONS.name: ReservationRegistered.from_json},
+            handler=handler,
+            dead_letters=DeadLetterPublisher(self.broker, "export", "export"),
+            settings=KafkaSettings(),
+            retry=FAST,
+        )
+
+        @self.broker.subscriber(DEAD_LETTERS.name)
+        async def collect(body: dict[str, Any]) -> None:
+            self.dead.append(DeadLetter.model_validate(body))
+
+    async def send(self, *values: bytes) -> Any:
+        async with TestKafkaBroker(self.broker) as broker:
+            return await broker.publish_batch(*values, topic=RESERVATIONS.name)
+
+
+async def test_undecodable_records_are_dead_lettered_and_the_rest_applied() -> None:
+    harness = Harness()
+    await harness.send(
+        reservation(1).to_json(), b"not json", b'{"event_type": "reservation.registered"}', reservation(2).to_json()
+    )
+    assert harness.applied == [1, 2]
+    assert [d.error_type for d in harness.dead] == ["ValidationError", "ValidationError"]
+    assert "Invalid JSON" in harness.dead[0].error
+    assert "reservation_id: Field required" in harness.dead[1].error
+
+
+async def test_a_poison_record_is_isolated_in_order_after_bounded_retries() -> None:
+    harness = Harness(fail_on={2})
+    await harness.send(*(reservation(n).to_json() for n in (1, 2, 3)))
+    assert harness.applied == [1, 3]
+    assert harness.calls[: FAST.attempts] == [[1, 2, 3]] * FAST.attempts  # the whole batch, retried
+    [letter] = harness.dead
+    assert (letter.error, letter.attempts, letter.source_topic) == ("ValueError: cannot apply", 2, RESERVATIONS.name)
+    assert ReservationRegistered.from_json(base64.b64decode(letter.value_b64)).reservation_id.int == 2
+
+
+async def test_transient_failures_are_retried_and_never_dead_lettered() -> None:
+    harness = Harness(transient_failures=FAST.transient_attempts - 1)
+    await harness.send(reservation(1).to_json())
+    assert harness.applied == [1]
+    assert harness.dead == []
+
+
+async def test_persistent_transient_failure_fails_the_batch_for_redelivery() -> None:
+    harness = Harness(transient_failures=100)
+    with pytest.raises(OperationalError):
+        await harness.send(reservation(1).to_json())
+    assert harness.applied == [] and harness.dead == []
