@@ -113,7 +113,7 @@ def subscribe_batch(
     )
     async def consume(message: KafkaMessage) -> None:
         records: Sequence[Any] = message.raw_message  # type: ignore[assignment]
-        deliveries: list[Delivery[Any]] = []
+        decoded: list[tuple[Delivery[Any], Any]] = []
         undecodable: list[tuple[Any, BaseException, int]] = []
         for record in records:
             try:
@@ -121,34 +121,34 @@ def subscribe_batch(
             except UNDECODABLE_ERRORS as exc:
                 undecodable.append((record, exc, 1))
                 continue
-            deliveries.append(Delivery(event, record.key, record.topic, record.partition, record.offset))
+            decoded.append((Delivery(event, record.key, record.topic, record.partition, record.offset), record))
         if undecodable:
             await dead_letters.publish(undecodable)
-        if deliveries:
+        if decoded:
             started = time.perf_counter()
-            await _apply(deliveries, service, handler, dead_letters, retry, records)
+            await _apply(decoded, service, handler, dead_letters, retry)
             BATCH_SECONDS.labels(service=service).observe(time.perf_counter() - started)
 
 
 async def _apply(
-    deliveries: Sequence[Delivery[Any]],
+    decoded: Sequence[tuple[Delivery[Any], Any]],
     service: str,
     handler: BatchHandler[Any],
     dead_letters: DeadLetterPublisher,
     retry: RetryPolicy,
-    records: Sequence[Any],
 ) -> None:
-    failure = await _with_retries(deliveries, service, handler, retry)
+    """Apply (delivery, raw record) pairs; the raw record is what a dead letter must carry."""
+    failure = await _with_retries([delivery for delivery, _ in decoded], service, handler, retry)
     if failure is None:
         return
-    if len(deliveries) == 1:
-        record = next(r for r in records if (r.topic, r.partition, r.offset) == _where(deliveries[0]))
-        log.error("dead-lettering %s after %d attempts: %s", _where(deliveries[0]), retry.attempts, failure)
+    if len(decoded) == 1:
+        [(delivery, record)] = decoded
+        log.error("dead-lettering %s after %d attempts: %s", _where(delivery), retry.attempts, failure)
         await dead_letters.publish([(record, failure, retry.attempts)])
         return
-    log.warning("batch of %d failed (%s); applying one record at a time", len(deliveries), failure)
-    for delivery in deliveries:  # in offset order, so per-child order holds around the poison record
-        await _apply([delivery], service, handler, dead_letters, retry, records)
+    log.warning("batch of %d failed (%s); applying one record at a time", len(decoded), failure)
+    for pair in decoded:  # in offset order, so per-child order holds around the poison record
+        await _apply([pair], service, handler, dead_letters, retry)
 
 
 async def _with_retries(
