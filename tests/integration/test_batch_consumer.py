@@ -98,10 +98,10 @@ async def produce(settings: KafkaSettings, *values: bytes) -> None:
             await broker.publish(value, settings.topic(RESERVATIONS), key=b"k")
 
 
-async def eventually(probe: Callable[[], Awaitable[int]], expected: int, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def eventually(probe: Callable[[], Awaitable[int]], expected: int, within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while (value := await probe()) != expected:
-        assert asyncio.get_running_loop().time() < deadline, f"{value} after {timeout} s, expected {expected}"
+        assert asyncio.get_running_loop().time() < deadline, f"{value} after {within} s, expected {expected}"
         await asyncio.sleep(0.05)
 
 
