@@ -57,7 +57,7 @@ def status(name: Name = None) -> None:
             table.add_row(
                 cluster.name,
                 str(node.node_id),
-                str(node.pid or "-") if node.alive else "-",
+                str(node.pid or "-"),
                 "[green]running[/]" if node.alive else "[red]stopped[/]",
                 str(node.port),
                 str(node.controller_port),

@@ -39,14 +39,14 @@ def up(
 @app.command()
 def down(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Stop the server (fast mode: open transactions are rolled back)."""
-    LocalPostgres(data_dir).stop()
+    _server(data_dir).stop()
     console.print("PostgreSQL stopped.")
 
 
 @app.command()
 def status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     """Show whether the server runs, its process, port and log file."""
-    state = LocalPostgres(data_dir).status()
+    state = _server(data_dir).status()
     table = Table("state", "pid", "port")
     table.add_column("data directory", overflow="fold")
     table.add_column("log", overflow="fold")
@@ -58,3 +58,11 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
         str(state.log_file),
     )
     console.print(table)
+
+
+def _server(data_dir: Path) -> LocalPostgres:
+    try:
+        return LocalPostgres(data_dir)
+    except PostgresError as error:
+        errors.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -53,40 +54,32 @@ def fetch_jars(libs_dir: Path = DEFAULT_LIBS_DIR) -> Path:
     """Copy the broker's jars into `libs_dir` with Maven unless a fetch for the current pom is there."""
     pom_digest = hashlib.sha256(POM.read_bytes()).hexdigest()
     marker = libs_dir / _COMPLETE_MARKER
-    if marker.is_file() and marker.read_text() == pom_digest:
-        return libs_dir
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise KafkaError("Maven (`mvn`) is needed to fetch the Kafka jars: install it, or use another broker")
-    # Fetch beside the cache and swap it in, so a failed or concurrent fetch never leaves a half-filled cache.
     libs_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = libs_dir.with_name(f"{libs_dir.name}.fetch-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    result = subprocess.run(
-        [
-            mvn,
-            "-q",
-            "-B",
-            "-Dstyle.color=never",
-            "-f",
-            str(POM),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging.resolve()}",
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
+    # Parallel test sessions share the cache: one fetches, the others wait for it.
+    with (libs_dir.parent / f".{libs_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and marker.read_text() == pom_digest:
+            return libs_dir
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise KafkaError("Maven (`mvn`) is needed to fetch the Kafka jars: install it, or use another broker")
+        # Fetch beside the cache and swap it in, so a failed fetch never leaves a half-filled cache.
+        staging = libs_dir.with_name(f"{libs_dir.name}.fetching")
         shutil.rmtree(staging, ignore_errors=True)
-        raise KafkaError(f"fetching the Kafka jars failed:\n{result.stdout}{result.stderr}")
-    (staging / _COMPLETE_MARKER).write_text(pom_digest)
-    if marker.is_file() and marker.read_text() == pom_digest:  # another process won the race
-        shutil.rmtree(staging)
-        return libs_dir
-    shutil.rmtree(libs_dir, ignore_errors=True)
-    staging.rename(libs_dir)
+        command = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(POM), "dependency:copy-dependencies"]
+        result = subprocess.run(
+            [*command, f"-DoutputDirectory={staging.resolve()}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise KafkaError(f"fetching the Kafka jars failed:\n{result.stdout}{result.stderr}")
+        (staging / _COMPLETE_MARKER).write_text(pom_digest)
+        shutil.rmtree(libs_dir, ignore_errors=True)
+        staging.rename(libs_dir)
     return libs_dir
 
 
@@ -152,10 +145,15 @@ def _java() -> str:
     return java
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    if not path.is_file():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+def _log_excerpt(node_dir: Path) -> str:
+    """The first error a node logged with the exception line after it, else the end of its console output."""
+    log = node_dir / "server.log"
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    for index, line in enumerate(lines):
+        if "] ERROR " in line:
+            return "\n".join(lines[index : index + 2])
+    console = node_dir / "stdout.log"
+    return "\n".join(console.read_text(errors="replace").splitlines()[-10:]) if console.is_file() else ""
 
 
 class KafkaCluster:
@@ -238,17 +236,12 @@ class KafkaCluster:
             self._pid_file(node_id).unlink(missing_ok=True)
 
     def status(self) -> list[NodeStatus]:
-        return [
-            NodeStatus(
-                node_id=i,
-                pid=self._pid(i),
-                alive=self._alive(i),
-                port=self.ports[i],
-                controller_port=self.controller_ports[i],
-                log_file=self.log_file(i),
-            )
-            for i in range(self.nodes)
-        ]
+        statuses = []
+        for i in range(self.nodes):
+            alive = self._alive(i)
+            pid = self._pid(i) if alive else None
+            statuses.append(NodeStatus(i, pid, alive, self.ports[i], self.controller_ports[i], self.log_file(i)))
+        return statuses
 
     def kill_node(self, node_id: int, sig: int = signal.SIGKILL, *, wait: bool = True) -> None:
         """Send `sig` to one node; with `wait`, return once it has exited (pass False for SIGSTOP/SIGCONT)."""
@@ -427,7 +420,7 @@ class KafkaCluster:
                 if not self._alive(node_id):
                     raise KafkaError(
                         f"Kafka node {node_id} exited while starting; see {self.log_file(node_id)} and "
-                        f"{self.node_dir(node_id) / 'stdout.log'}:\n{_tail(self.log_file(node_id))}"
+                        f"{self.node_dir(node_id) / 'stdout.log'}:\n{_log_excerpt(self.node_dir(node_id))}"
                     )
                 try:
                     if expected <= metadata_broker_ids("127.0.0.1", self.ports[node_id]):
