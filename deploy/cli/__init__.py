@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import kafka, postgres, services, tokens
+from deploy.cli import kafka, platform, postgres, services, tokens
 from services.export import cli as export_cli
 from services.intake import cli as intake_cli
 from services.stats import cli as stats_cli
@@ -16,6 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.command("up")(platform.up)
+app.command("down")(platform.down)
+app.command("status")(platform.status)
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(postgres.app, name="postgres")
 app.command("serve")(services.serve)

@@ -1,0 +1,87 @@
+"""`registry up` / `down` / `status`: the whole platform on this machine."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.platform import SERVICES, LocalPlatform
+
+console = Console()
+
+
+def up(
+    demo: Annotated[bool, typer.Option(help="Stream a synthetic year of reports through the platform.")] = False,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(envvar="REGISTRY_EXTERNAL_KAFKA", help="Use this Kafka instead of a local one.")
+    ] = None,
+) -> None:
+    """Start Kafka and the four services (SQLite under var/), print where everything is; Ctrl-C stops it all."""
+    platform = LocalPlatform(bootstrap_servers=bootstrap_servers)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with console.status("Starting Kafka (KRaft, from the official jars)…"):
+            platform.start_kafka()
+        console.print(f"[green]✓[/] Kafka at {platform.bootstrap_servers}")
+        tokens = platform.demo_tokens()
+        for service in SERVICES:
+            with console.status(f"Starting {service.name}…"):
+                platform.start_service(service)
+                platform.wait_ready(service)
+            console.print(f"[green]✓[/] {service.name} at {service.url}")
+        _print_endpoints(platform, tokens)
+        if demo:
+            from deploy.cli.generate import stream_demo
+
+            stream_demo(platform, tokens)
+        console.print("[bold]Running.[/] Ctrl-C stops everything.")
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("Stopping services, then Kafka…"):
+            platform.stop()
+        console.print("Stopped.")
+
+
+def down() -> None:
+    """Stop the services and the broker a previous `registry up` left running."""
+    platform = LocalPlatform()
+    platform.stop()
+    console.print("Stopped.")
+
+
+def status() -> None:
+    """Broker and services: process, readiness."""
+    platform = LocalPlatform()
+    table = Table("component", "pid", "ready", "where")
+    if platform.kafka is not None:
+        for node in platform.kafka.status():
+            table.add_row(
+                f"kafka node {node.node_id}",
+                str(node.pid or "-"),
+                "yes" if node.alive else "no",
+                f"127.0.0.1:{node.port}",
+            )
+    for service in SERVICES:
+        pid = platform.pid(service)
+        table.add_row(service.name, str(pid or "-"), "yes" if pid and platform.ready(service) else "no", service.url)
+    console.print(table)
+
+
+def _print_endpoints(platform: LocalPlatform, tokens: dict[str, str]) -> None:
+    table = Table("service", "API docs (OpenAPI)", "metrics", "health")
+    for service in SERVICES:
+        table.add_row(service.name, f"{service.url}/docs", f"{service.url}/metrics", f"{service.url}/ready")
+    console.print(table)
+    console.print(f"Demo API tokens (hospital → token) are in [bold]{platform.demo_tokens_file}[/]; e.g.")
+    console.print(
+        f"  curl -H 'Authorization: Bearer {tokens['ous']}' {SERVICES[0].url}/receipts", highlight=False, soft_wrap=True
+    )
+    console.print(f"Logs: {platform.log_dir}/<service>.log")
