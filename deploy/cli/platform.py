@@ -30,7 +30,7 @@ def up(
             platform.start_kafka()
         console.print(f"[green]✓[/] Kafka at {platform.bootstrap_servers}")
         tokens = platform.demo_tokens()
-        for service in SERVICES:
+        for service in platform.services:
             with console.status(f"Starting {service.name}…"):
                 platform.start_service(service)
                 platform.wait_ready(service)

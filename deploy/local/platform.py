@@ -47,10 +47,21 @@ SECRET_NAMES = ("INTAKE_PSEUDONYM_KEY", "INTAKE_VAULT_KEY", "EXPORT_PSEUDONYM_KE
 
 
 class LocalPlatform:
-    def __init__(self, var_dir: Path = VAR_DIR, bootstrap_servers: str | None = None) -> None:
+    def __init__(
+        self,
+        var_dir: Path = VAR_DIR,
+        bootstrap_servers: str | None = None,
+        *,
+        services: tuple[ServiceProcess, ...] = SERVICES,
+        topic_prefix: str = "",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.var = var_dir
         self.kafka = None if bootstrap_servers else KafkaCluster("platform", 1)
         self._bootstrap = bootstrap_servers
+        self.services = services
+        self.topic_prefix = topic_prefix  # isolates a test's platform on a shared broker
+        self.extra_env = extra_env or {}
         self.run_dir = var_dir / "run"
         self.log_dir = var_dir / "logs"
         self.tokens_file = var_dir / "tokens.json"
@@ -88,9 +99,11 @@ class LocalPlatform:
             **os.environ,
             **self.secrets(),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_TOPIC_PREFIX": self.topic_prefix,
             "REGISTRY_TOKENS_FILE": str(self.tokens_file),
             f"{prefix}_DATABASE_URL": f"sqlite+aiosqlite:///{self.var / (service.name + '.db')}",
             f"{prefix}_HTTP_PORT": str(service.port),
+            **self.extra_env,
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -154,8 +167,11 @@ class LocalPlatform:
                 os.kill(pid, signal.SIGKILL)
         self._pid_file(service).unlink(missing_ok=True)
 
+    def service(self, name: str) -> ServiceProcess:
+        return next(s for s in self.services if s.name == name)
+
     def stop(self) -> None:
-        for service in reversed(SERVICES):
+        for service in reversed(self.services):
             self.stop_service(service)
         if self.kafka is not None:
             self.kafka.stop()
