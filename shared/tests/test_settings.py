@@ -56,7 +56,7 @@ def test_short_keys_are_refused_without_echoing_them(monkeypatch: pytest.MonkeyP
 
 def test_kafka_settings_name_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "localhost")
-    with pytest.raises(SettingsError, match="KAFKA_BOOTSTRAP_SERVERS: .*host:port"):
+    with pytest.raises(SettingsError, match=r"KAFKA_BOOTSTRAP_SERVERS: .*host:port"):
         load_settings(KafkaSettings)
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "a:9092, b:9092")
     assert load_settings(KafkaSettings).bootstrap_servers == "a:9092,b:9092"
