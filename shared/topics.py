@@ -33,6 +33,7 @@ class Key(StrEnum):
     HOSPITAL_ID = "hospital id"
     SCOPE = "hospital id, or 'registry'"
     SOURCE_KEY = "the dead message's own key"
+    DEAD_LETTER_ID = "the dead letter's event id"
 
 
 class Cleanup(StrEnum):
@@ -121,6 +122,14 @@ DEAD_LETTERS = TopicSpec(
     partitions=3,
     description="Messages a consumer gave up on, with the error, for inspection and redrive.",
 )
+DEAD_LETTERS_REDRIVEN = TopicSpec(
+    "registry.dead-letters.redriven",
+    Key.DEAD_LETTER_ID,
+    (),  # operator records (`deploy.ops.deadletters.Redriven`), not platform events; nothing consumes them
+    partitions=1,
+    cleanup=Cleanup.COMPACT,
+    description="Which dead letters an operator redrove, when and where to: a later redrive skips them.",
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     HOSPITAL_INBOUND,
@@ -132,4 +141,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STATS_SNAPSHOTS,
     REMINDERS,
     DEAD_LETTERS,
+    DEAD_LETTERS_REDRIVEN,
 )
