@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Sequence
-from zoneinfo import ZoneInfo
 
 from faststream.kafka import KafkaBroker
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.validation.domain import Assessment, Case, ReferenceData, assess
+from services.validation.domain import Assessment, Case, ReferenceData, assess, registry_date
 from services.validation.storage import ProcessedMessage, TumourLedger
 from shared.db import claim_new
 from shared.events import SubmissionReceived, SubmissionRejected, SubmissionValidated
@@ -18,9 +17,6 @@ from shared.kafka import Delivery, Outgoing, publish_all
 from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
 
 CONSUMER = "validation"
-# Whether a date is "in the future" is decided on the registry's calendar, not UTC's: a form received at
-# 00:30 in Oslo may well carry that day's date.
-REGISTRY_TIMEZONE = ZoneInfo("Europe/Oslo")
 
 OUTCOMES_TOTAL = Counter(
     "validation_outcomes_total", "Submissions validated, by outcome and form type.", ["status", "form_type"]
@@ -39,7 +35,7 @@ def case_of(event: SubmissionReceived) -> Case:
         birth_date=event.child.birth_date,
         legal_sex=event.child.sex,
         form=event.form,
-        reference_date=event.received_at.astimezone(REGISTRY_TIMEZONE).date(),
+        reference_date=registry_date(event.received_at),
         is_correction=event.supersedes is not None,
     )
 

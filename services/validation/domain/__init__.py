@@ -1,7 +1,7 @@
 """Validation's pure logic: ICCC-3 coding, the edit checks and tumour linkage, over the reference tables."""
 
 from services.validation.domain.assess import assess, code, is_accepted
-from services.validation.domain.model import Assessment, Case, KnownTumour, age_at
+from services.validation.domain.model import Assessment, Case, KnownTumour, age_at, registry_date
 from services.validation.domain.reference import ReferenceData, load_reference, reference
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "is_accepted",
     "load_reference",
     "reference",
+    "registry_date",
 ]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from shared.events import Finding, IcccCode
 from shared.events.forms import DiagnosisForm, FollowUpForm, Sex, TreatmentForm
 
 AnyForm = DiagnosisForm | TreatmentForm | FollowUpForm
+
+# Whether a date is "in the future" is decided on the registry's calendar, not UTC's: a form received at
+# 00:30 in Oslo may well carry that day's date.
+REGISTRY_TIMEZONE = ZoneInfo("Europe/Oslo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +57,8 @@ class Assessment:
 def age_at(birth: date, day: date) -> int:
     """Completed years on `day`."""
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def registry_date(moment: datetime) -> date:
+    """The registry's calendar date at an (aware) moment."""
+    return moment.astimezone(REGISTRY_TIMEZONE).date()
