@@ -1,16 +1,31 @@
-"""`intake.submissions.received`: a hospital's form, accepted by intake, with the child pseudonymised."""
+"""`intake.submissions.received`: a hospital's form, accepted by intake, with the child pseudonymised.
+
+Also the hospital's own message (`HospitalSubmission`): the body of intake's submission API and of the
+records hospitals produce to `hospital.inbound.submissions`. It is the one model that carries the
+national identity number, and only intake reads it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from shared.events.base import Event, HospitalId, Pseudonym, StrictModel
 from shared.events.forms import Form, Sex
+
+NationalId = Annotated[
+    str,
+    StringConstraints(pattern=r"^\d{11}$"),
+    Field(
+        repr=False,  # never in a repr, a log line or a traceback
+        description="The child's Norwegian national identity number (fødselsnummer or D-number), 11 digits",
+        examples=["15108695088"],
+    ),
+]
 
 
 class Channel(StrEnum):
@@ -41,3 +56,20 @@ class SubmissionReceived(Event):
     channel: Channel
     # The earlier submission of the same form type for the same tumour that this one corrects.
     supersedes: uuid.UUID | None = None
+
+
+class PatientIdentity(StrictModel):
+    national_id: NationalId
+    # Optional: when the hospital states it, intake checks it against the identity number.
+    birth_date: date | None = None
+
+
+class HospitalSubmission(StrictModel):
+    """A hospital's message: one form about one child. `submission_id` is the idempotency key."""
+
+    submission_id: uuid.UUID = Field(description="Chosen by the hospital; resending the same message is harmless")
+    hospital_id: HospitalId
+    form_version: Literal[1] = Field(description="Version of the form models; 1 is the only one so far")
+    made_at: AwareDatetime = Field(description="When the hospital made the form")
+    patient: PatientIdentity
+    form: Form

@@ -65,6 +65,7 @@ class Delivery(Generic[E]):
     topic: str
     partition: int
     offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 BatchHandler = Callable[[Sequence[Delivery[E]]], Awaitable[None]]
@@ -121,7 +122,9 @@ def subscribe_batch(
             except UNDECODABLE_ERRORS as exc:
                 undecodable.append((record, exc, 1))
                 continue
-            decoded.append((Delivery(event, record.key, record.topic, record.partition, record.offset), record))
+            headers = tuple(record.headers or ())
+            delivery = Delivery(event, record.key, record.topic, record.partition, record.offset, headers)
+            decoded.append((delivery, record))
         if undecodable:
             await dead_letters.publish(undecodable)
         if decoded:
