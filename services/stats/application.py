@@ -1,0 +1,337 @@
+"""Use cases of the stats service: applying a batch (one transaction with its processed-ids claim), the
+reminder sweep, publishing changed scopes (coalesced), the queries of the API, and the rebuild steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.stats import storage
+from services.stats.domain.figures import TOTAL, M, figures
+from services.stats.domain.model import Reminder
+from services.stats.domain.projection import BatchState, Changes, InputEvent, project
+from services.stats.domain.reminders import missing_form
+from services.stats.metrics import (
+    REMINDERS_OUTSTANDING,
+    SNAPSHOTS_PUBLISHED_TOTAL,
+    SUBMISSIONS_ACCEPTED_TOTAL,
+    SUBMISSIONS_REJECTED_TOTAL,
+)
+from services.stats.settings import StatsSettings
+from shared.db import claim_new
+from shared.events import ReceiptIssued, ReceiptStatus, SubmissionRejected, SubmissionValidated
+from shared.events.base import derived_event_id
+from shared.events.stats import REGISTRY_SCOPE, Figures, ReminderChanged, ReminderKind, ReminderStatus, StatsSnapshot
+from shared.kafka import Delivery, Outgoing
+from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
+from shared.topics import REMINDERS, STATS_SNAPSHOTS
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
+SWEEP_CHUNK = 1000  # children re-evaluated per sweep transaction
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Applied:
+    applied: list[InputEvent] = field(default_factory=list)
+    duplicates: int = 0
+    reminders: list[Reminder] = field(default_factory=list)
+
+
+class StatsApplication:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: StatsSettings,
+        clock: Clock,
+        publish: Publish,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.publish = publish
+        self.tz = ZoneInfo(settings.timezone)
+        self.policy = settings.reminder_policy
+        self.snapshot_topic = settings.kafka.topic(STATS_SNAPSHOTS)
+        self.reminder_topic = settings.kafka.topic(REMINDERS)
+        # Set when a scope may have changed; the publisher waits on it, so an idle service does no work.
+        self.changed = asyncio.Event()
+        # One writer at a time in this process: a batch, the sweep and the publisher each read and then
+        # write the same rows (SQLite would refuse the stale writer; PostgreSQL is guarded by row locks).
+        self._writing = asyncio.Lock()
+        self._reminders_changed = True  # gauges start from the database
+        self._gauged: set[str] = set()
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
+    # --- consuming -------------------------------------------------------------------------------
+
+    async def handle(self, batch: Sequence[Delivery[InputEvent]]) -> None:
+        """The batch handler: apply in one transaction, then count what was applied."""
+        result = await self.apply([delivery.event for delivery in batch])
+        applied = {event.event_id for event in result.applied}
+        for delivery in batch:
+            metric = EVENTS_PROCESSED_TOTAL if delivery.event.event_id in applied else EVENTS_DUPLICATE_TOTAL
+            metric.labels(service="stats", topic=delivery.topic).inc()
+            applied.discard(delivery.event.event_id)  # a duplicate inside the batch counts as one
+
+    async def apply(self, events: Sequence[InputEvent], *, announce: bool = True) -> Applied:
+        """Apply the events not seen before; publish the reminders they open or clear (unless a replay
+        says not to) before the transaction commits."""
+        now = self.clock.now()
+        today = now.astimezone(self.tz).date()
+        async with self._writing, self.sessions.begin() as session:
+            new = await claim_new(session, storage.ProcessedMessage, storage.CONSUMER, [e.event_id for e in events])
+            fresh = []
+            for event in events:  # in offset order: per-child order holds
+                if event.event_id in new:
+                    new.discard(event.event_id)  # a duplicate inside the batch, too
+                    fresh.append(event)
+            if not fresh:
+                return Applied(duplicates=len(events))
+            changes = await self._project(session, fresh, (), today)
+            if announce:
+                await self.publish(self._reminder_messages(changes.reminders, now))
+        self._committed(changes)
+        for event in fresh:
+            if isinstance(event, SubmissionValidated | SubmissionRejected):
+                total = (
+                    SUBMISSIONS_ACCEPTED_TOTAL if isinstance(event, SubmissionValidated) else SUBMISSIONS_REJECTED_TOTAL
+                )
+                total.labels(hospital=event.hospital_id, form_type=event.form.form_type).inc()
+        return Applied(fresh, len(events) - len(fresh), changes.reminders)
+
+    async def sweep(self, *, announce: bool = True) -> list[Reminder]:
+        """Re-evaluate every child whose reminders or follow-up figures change by today."""
+        changed: list[Reminder] = []
+        while True:
+            now = self.clock.now()
+            today = now.astimezone(self.tz).date()
+            async with self._writing, self.sessions.begin() as session:
+                due = await storage.children_due(session, today, SWEEP_CHUNK)
+                if not due:
+                    return changed
+                changes = await self._project(session, [], due, today)
+                if announce:
+                    await self.publish(self._reminder_messages(changes.reminders, now))
+            self._committed(changes)
+            changed += changes.reminders
+
+    async def _project(
+        self, session: AsyncSession, events: Sequence[InputEvent], pseudonyms: Sequence[str], today: date
+    ) -> Changes:
+        events = [e for e in events if not isinstance(e, ReceiptIssued) or e.status is ReceiptStatus.RECEIVED]
+        submissions = await storage.load_submissions(session, [e.submission_id for e in events])
+        wanted = set(pseudonyms)
+        wanted.update(e.child.pseudonym for e in events if not isinstance(e, ReceiptIssued))
+        wanted.update(s.pseudonym for s in submissions.values() if s.pseudonym is not None)
+        state = BatchState(
+            submissions=submissions,
+            children=await storage.load_children(session, wanted),
+            reminders=await storage.load_reminders(session, wanted),
+            tz=self.tz,
+        )
+        changes = project(state, events, today, self.policy)
+        await storage.save_submissions(session, changes.submissions)
+        await storage.save_tumours(session, changes.tumours)
+        await storage.save_reminders(session, changes.reminders)
+        await storage.add_to_counters(session, changes.counters)
+        return changes
+
+    def _committed(self, changes: Changes) -> None:
+        if changes.counters:
+            self.changed.set()
+        if changes.reminders:
+            self._reminders_changed = True
+
+    # --- background tasks ------------------------------------------------------------------------
+
+    async def run_publisher(self) -> None:
+        """Publish changed scopes, at most once per `snapshot_interval_s` (the coalescing)."""
+        self.changed.set()  # scopes left unpublished by a previous process
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            try:
+                await self.flush()
+                if self._reminders_changed:
+                    self._reminders_changed = False
+                    await self.refresh_reminder_gauges()
+            except Exception:
+                # Broker or database away: the scopes stay marked in the database; try again next round.
+                log.exception("publishing stats snapshots failed; retrying")
+                self.changed.set()
+            await asyncio.sleep(self.settings.snapshot_interval_s)
+
+    async def run_sweeper(self) -> None:
+        """Open the reminders that fall due as days pass (the first sweep runs at start-up)."""
+        while True:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("reminder sweep failed; retrying at the next interval")
+            await asyncio.sleep(self.settings.reminder_sweep_interval_s)
+
+    def _reminder_messages(self, reminders: Sequence[Reminder], now: datetime) -> list[Outgoing]:
+        return [Outgoing(self.reminder_topic, r.hospital_id, reminder_event(r, now)) for r in reminders]
+
+    # --- publishing snapshots --------------------------------------------------------------------
+
+    async def flush(self) -> list[StatsSnapshot]:
+        """Publish a snapshot of every scope changed since its last one, and keep it as the day's."""
+        now = self.clock.now()
+        today = now.astimezone(self.tz).date()
+        async with self._writing, self.sessions.begin() as session:
+            dirty = await storage.dirty_scopes(session)
+            snapshots = [await self._snapshot(session, scope, now) for scope in dirty]
+            for snapshot in snapshots:
+                await storage.save_daily(session, snapshot.scope, today, snapshot.version, snapshot.to_json().decode())
+            await self.publish([Outgoing(self.snapshot_topic, s.scope, s) for s in snapshots])
+            await storage.mark_published(session, {s.scope: s.version for s in snapshots})
+        for snapshot in snapshots:
+            SNAPSHOTS_PUBLISHED_TOTAL.labels(scope=snapshot.scope).inc()
+        return snapshots
+
+    async def refresh_reminder_gauges(self) -> None:
+        async with self.sessions() as session:
+            counts = await storage.outstanding_counts(session)
+        self._gauged.update(hospital for hospital, _ in counts)
+        for hospital in self._gauged:  # a hospital whose reminders all cleared goes to 0, not stale
+            for kind in ReminderKind:
+                REMINDERS_OUTSTANDING.labels(hospital=hospital, kind=kind.value).set(
+                    counts.get((hospital, kind.value), 0)
+                )
+
+    async def _snapshot(self, session: AsyncSession, scope: str, now: datetime) -> StatsSnapshot:
+        version = await storage.scope_version(session, scope) or 0  # read first: counters are as new or newer
+        counters = await storage.counters_of(session, scope)
+        target = self.settings.treatment_report_target
+        total = counters.get(TOTAL, {})
+        return StatsSnapshot(
+            # The same scope and version name the same snapshot, however often it is published.
+            event_id=derived_event_id(f"stats.snapshot:{scope}", str(version)),
+            occurred_at=now,
+            scope=scope,
+            version=version,
+            total=figures(total, target),
+            by_diagnosis_year={str(p): figures(c, target) for p, c in sorted(counters.items()) if p != TOTAL},
+            reminders_open=sum(value for (metric, _), value in total.items() if metric == M.REMINDERS),
+        )
+
+    # --- queries ---------------------------------------------------------------------------------
+
+    async def current(self, scope: str) -> StatsSnapshot:
+        """The scope's figures as they are now (not waiting for the next publication)."""
+        async with self.sessions() as session:
+            return await self._snapshot(session, scope, self.clock.now())
+
+    async def for_year(self, scope: str, year: int) -> tuple[int, Figures]:
+        async with self.sessions() as session:
+            version = await storage.scope_version(session, scope) or 0
+            counters = await storage.counters_of(session, scope, year)
+            return version, figures(counters.get(year, {}), self.settings.treatment_report_target)
+
+    async def daily(self, scope: str, first: date, last: date) -> list[tuple[date, StatsSnapshot]]:
+        """One snapshot per day from `first` to `last`: the day's last, or the one before carried forward
+        (a day without changes kept the figures it had)."""
+        async with self.sessions() as session:
+            rows = await storage.daily_snapshots(session, scope, first, last)
+        result: list[tuple[date, StatsSnapshot]] = []
+        current: StatsSnapshot | None = None
+        pending = list(rows)
+        day = first
+        while day <= last:
+            while pending and pending[0].day <= day:
+                current = StatsSnapshot.from_json(pending.pop(0).snapshot)
+            if current is not None:
+                result.append((day, current))
+            day = date.fromordinal(day.toordinal() + 1)
+        return result
+
+    async def outstanding(self, hospital_id: str | None) -> list[Reminder]:
+        async with self.sessions() as session:
+            return await storage.outstanding_reminders(session, hospital_id)
+
+    async def known_scope(self, scope: str) -> bool:
+        async with self.sessions() as session:
+            return await storage.scope_version(session, scope) is not None
+
+    # --- rebuild ---------------------------------------------------------------------------------
+
+    async def reset(self) -> list[Reminder]:
+        """Empty the projection; return the reminders as they were, to announce what a rebuild changes."""
+        async with self._writing, self.sessions.begin() as session:
+            before = await storage.all_reminders(session)
+            await storage.reset_projection(session)
+        return before
+
+    async def announce_rebuilt(self, before: Sequence[Reminder]) -> list[Reminder]:
+        """After a replay: publish the reminders whose state differs from before the rebuild, continuing
+        their transition counts so their event ids stay new; mark every scope for a fresh snapshot."""
+        now = self.clock.now()
+        old = {r.reminder_id: r for r in before}
+        async with self._writing, self.sessions.begin() as session:
+            rebuilt = await storage.all_reminders(session)
+            announce, renumbered = [], []
+            for reminder in rebuilt:
+                previous = old.pop(reminder.reminder_id, None)
+                if previous is None:
+                    if reminder.status is ReminderStatus.OPEN:
+                        announce.append(reminder)
+                    continue
+                reminder.transitions = max(reminder.transitions, previous.transitions)
+                if reminder.status is not previous.status:
+                    reminder.transitions += 1
+                    announce.append(reminder)
+                renumbered.append(reminder)
+            for gone in old.values():  # its tumour has no diagnosis any more: an open one is cleared
+                if gone.status is ReminderStatus.OPEN:
+                    gone.status, gone.transitions, gone.changed_on = (
+                        ReminderStatus.CLEARED,
+                        gone.transitions + 1,
+                        self.today(),
+                    )
+                    announce.append(gone)
+                renumbered.append(gone)
+            await storage.save_reminders(session, renumbered)
+            await storage.bump_versions(session, [*await storage.scopes(session), REGISTRY_SCOPE])
+            await self.publish(self._reminder_messages(announce, now))
+        self.changed.set()
+        return announce
+
+
+def reminder_event(reminder: Reminder, now: datetime) -> ReminderChanged:
+    return ReminderChanged(
+        # Derived from the reminder and its transition: a batch redelivered after a crash republishes
+        # the same event, which consumers drop as a duplicate.
+        event_id=derived_event_id(reminder.reminder_id, f"{reminder.status.value}:{reminder.transitions}"),
+        occurred_at=now,
+        reminder_id=reminder.reminder_id,
+        hospital_id=reminder.hospital_id,
+        tumour_ref=reminder.tumour_ref,
+        kind=reminder.kind,
+        missing_form=missing_form(reminder.kind),
+        diagnosis_date=reminder.diagnosis_date,
+        due_date=reminder.due_date,
+        follow_up_year=reminder.follow_up_year,
+        status=reminder.status,
+    )

@@ -1,0 +1,109 @@
+"""What stats remembers per tumour and per submission: compact facts from which every figure is computed.
+
+Facts merge order-independently (earliest report, latest diagnosis, corrections by reference), so a
+replay that reads the input topics in another interleaving arrives at the same facts and figures.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from shared.events import FormType
+from shared.events.stats import ReminderKind, ReminderStatus
+
+# Tally keys: (received year, metric, key), e.g. (2024, "accepted", "treatment").
+TallyKey = tuple[int, str, str]
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    """The tumour's current accepted diagnosis (a correction replaces it)."""
+
+    submission_id: uuid.UUID
+    received_at: datetime
+    diagnosis_date: date
+    birth_date: date
+    sex: str
+    topography: str
+    morphology: str
+    basis: int
+    main_group: str | None
+    subgroup: str | None
+    with_override: bool
+
+
+@dataclass(slots=True)
+class FollowUp:
+    submission_id: uuid.UUID
+    supersedes: uuid.UUID | None
+    last_contact_date: date
+    death_date: date | None
+
+
+@dataclass(slots=True)
+class Tumour:
+    """One tumour as one hospital reports it: (pseudonym, hospital, the hospital's tumour reference)."""
+
+    pseudonym: str
+    hospital_id: str
+    tumour_ref: str
+    diagnosis: Diagnosis | None = None
+    # Local dates of the first accepted diagnosis and treatment reports (timeliness, completeness).
+    diagnosis_reported_on: date | None = None
+    treatment_reported_on: date | None = None
+    follow_ups: list[FollowUp] = field(default_factory=list)
+    # Submissions about this tumour, counted by received year: they move to the diagnosis year once
+    # the tumour has an accepted diagnosis.
+    tallies: dict[TallyKey, int] = field(default_factory=dict)
+    # Evaluated against "today" (see reminders.evaluate) and stored, so the figures they feed change
+    # only when stats re-evaluates the tumour: on an event about the child, or in the daily sweep.
+    follow_up_due: bool = False
+    follow_up_reported: bool = False
+    next_due_on: date | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.hospital_id, self.tumour_ref
+
+    def effective_follow_ups(self) -> list[FollowUp]:
+        """Follow-up reports not replaced by a correction."""
+        replaced = {f.supersedes for f in self.follow_ups if f.supersedes is not None}
+        return [f for f in self.follow_ups if f.submission_id not in replaced]
+
+
+@dataclass(slots=True)
+class Submission:
+    """One submitted message: its receipt and its validation outcome may arrive in either order."""
+
+    submission_id: uuid.UUID
+    hospital_id: str
+    form_type: FormType
+    received_year: int
+    receipted: bool = False
+    outcome: Outcome | None = None
+    pseudonym: str | None = None
+    tumour_ref: str | None = None
+    rejection_codes: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Reminder:
+    reminder_id: uuid.UUID
+    pseudonym: str
+    hospital_id: str
+    tumour_ref: str
+    kind: ReminderKind
+    follow_up_year: int | None
+    diagnosis_date: date
+    due_date: date
+    status: ReminderStatus
+    transitions: int  # how many times it opened or cleared: names the events it published
+    changed_on: date

@@ -1,0 +1,295 @@
+"""Applying a batch of input events to the facts it touches, and the counter changes that follow.
+
+Every figure is a sum of contributions: of each tumour (to its hospital, added up to the registry) and
+of each child (children are counted once per scope and year, whichever hospitals report them). A batch
+computes the contributions of what it touches before and after applying its events; the difference is
+what the counters change by. Summed over any sequence of batches this telescopes to the contributions
+of the final facts, so live consumption, redelivery and a replay all arrive at the same counters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from typing import TypeVar
+
+from services.stats.domain.figures import TOTAL, UNCLASSIFIED, M, age_group
+from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, TallyKey, Tumour
+from services.stats.domain.reminders import ReminderPolicy, evaluate, reconcile
+from shared.events import (
+    DiagnosisForm,
+    Finding,
+    FollowUpForm,
+    FormType,
+    ReceiptIssued,
+    ReceiptStatus,
+    Severity,
+    SubmissionRejected,
+    SubmissionValidated,
+    TreatmentForm,
+)
+from shared.events.forms import VitalStatus
+from shared.events.stats import REGISTRY_SCOPE, ReminderStatus
+
+InputEvent = ReceiptIssued | SubmissionValidated | SubmissionRejected
+# Counter keys: (scope, period, metric, key); a scope is a hospital id or "registry".
+CounterKey = tuple[str, int, str, str]
+_HospitalKey = tuple[str, int, str, str]  # (hospital, period, metric, key), before adding up
+
+_K = TypeVar("_K", bound=tuple[object, ...])
+_VERIFIED_BASES = frozenset({5, 6, 7})  # cytology/haematology, histology of a metastasis, of the primary
+
+
+@dataclass
+class BatchState:
+    """What a batch touches, loaded before it is applied: submissions by id, and every tumour and
+    reminder of each child concerned (a child's figures and reminders depend on all its tumours)."""
+
+    submissions: dict[uuid.UUID, Submission]
+    children: dict[str, dict[tuple[str, str], Tumour]]
+    reminders: dict[str, dict[uuid.UUID, Reminder]]
+    tz: tzinfo
+    touched_submissions: set[uuid.UUID] = field(default_factory=set)
+    # Received submissions whose tumour is not known yet count on their hospital and received year.
+    unattributed: dict[_HospitalKey, int] = field(default_factory=dict)
+
+    def tumour(self, pseudonym: str, hospital_id: str, tumour_ref: str) -> Tumour:
+        tumours = self.children.setdefault(pseudonym, {})
+        found = tumours.get((hospital_id, tumour_ref))
+        if found is None:
+            found = tumours[(hospital_id, tumour_ref)] = Tumour(pseudonym, hospital_id, tumour_ref)
+        return found
+
+    def local_date(self, moment: datetime) -> date:
+        return moment.astimezone(self.tz).date()
+
+
+@dataclass
+class Changes:
+    tumours: list[Tumour]
+    submissions: list[Submission]
+    reminders: list[Reminder]  # opened, cleared or moved
+    counters: dict[CounterKey, int]  # non-zero changes
+
+    @property
+    def scopes(self) -> set[str]:
+        return {key[0] for key in self.counters}
+
+
+def project(state: BatchState, events: Sequence[InputEvent], today: date, policy: ReminderPolicy) -> Changes:
+    """Apply `events` in order to `state` (re-evaluating every loaded child as of `today`)."""
+    before = {p: _contributions(tumours.values()) for p, tumours in state.children.items()}
+    for event in events:
+        if isinstance(event, ReceiptIssued):
+            apply_receipt(state, event)
+        else:
+            apply_outcome(state, event)
+
+    hospital_deltas: dict[_HospitalKey, int] = dict(state.unattributed)
+    counters: dict[CounterKey, int] = {}
+    reminders: list[Reminder] = []
+    for pseudonym, tumours in state.children.items():
+        owed = evaluate(list(tumours.values()), today, policy)
+        stored = state.reminders.get(pseudonym, {})
+        for tumour in tumours.values():
+            mine = {rid: r for rid, r in stored.items() if (r.hospital_id, r.tumour_ref) == tumour.key}
+            for reminder in reconcile(tumour, owed[tumour.key], mine, today):
+                reminders.append(reminder)
+                was_open = reminder.reminder_id in mine and mine[reminder.reminder_id].status is ReminderStatus.OPEN
+                change = (reminder.status is ReminderStatus.OPEN) - was_open
+                if change:
+                    for scope in (reminder.hospital_id, REGISTRY_SCOPE):
+                        _add(counters, (scope, TOTAL, M.REMINDERS, reminder.kind.value), change)
+        tumour_before, child_before = before.get(pseudonym, ({}, {}))
+        tumour_after, child_after = _contributions(tumours.values())
+        _subtract_into(hospital_deltas, tumour_before, tumour_after)
+        _subtract_into(counters, child_before, child_after)
+
+    for (hospital, period, metric, key), change in hospital_deltas.items():
+        if change:
+            for scope in (hospital, REGISTRY_SCOPE):
+                _add(counters, (scope, period, metric, key), change)
+                _add(counters, (scope, TOTAL, metric, key), change)
+    return Changes(
+        tumours=[t for tumours in state.children.values() for t in tumours.values()],
+        submissions=[state.submissions[sid] for sid in state.touched_submissions],
+        reminders=reminders,
+        counters={key: change for key, change in counters.items() if change},
+    )
+
+
+def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
+    """A receipt with status `received` counts the submission as received (once, however often sent)."""
+    if receipt.status is not ReceiptStatus.RECEIVED:
+        return  # accepted/rejected are counted from validation's outcomes, which carry the findings
+    submission = _submission(state, receipt.submission_id, receipt.hospital_id, receipt.form_type, receipt.received_at)
+    if submission.receipted:
+        return
+    submission.receipted = True
+    tally = (submission.received_year, M.RECEIVED, submission.form_type.value)
+    if submission.pseudonym is None or submission.tumour_ref is None:
+        _add(state.unattributed, (submission.hospital_id, *tally), 1)
+    else:
+        _add(state.tumour(submission.pseudonym, submission.hospital_id, submission.tumour_ref).tallies, tally, 1)
+
+
+def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionRejected) -> None:
+    form = event.form
+    form_type = FormType(form.form_type)
+    submission = _submission(state, event.submission_id, event.hospital_id, form_type, event.received_at)
+    tumour = state.tumour(event.child.pseudonym, event.hospital_id, form.tumour_ref)
+    year = submission.received_year
+    if submission.outcome is not None:
+        # Decided again (validation replayed with new coding tables): the new outcome replaces the old.
+        _tally_outcome(tumour, submission, -1)
+    elif submission.receipted:
+        _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, form_type.value), -1)
+        _add(tumour.tallies, (year, M.RECEIVED, form_type.value), 1)
+    accepted = isinstance(event, SubmissionValidated)
+    submission.outcome = Outcome.ACCEPTED if accepted else Outcome.REJECTED
+    submission.pseudonym, submission.tumour_ref = event.child.pseudonym, form.tumour_ref
+    submission.rejection_codes = () if accepted else rejecting_codes(event.findings)
+    _tally_outcome(tumour, submission, 1)
+    if not accepted:
+        return
+    reported_on = state.local_date(event.received_at)
+    if isinstance(form, DiagnosisForm):
+        current = tumour.diagnosis
+        if current is None or (event.received_at, event.submission_id) >= (current.received_at, current.submission_id):
+            tumour.diagnosis = Diagnosis(
+                submission_id=event.submission_id,
+                received_at=event.received_at,
+                diagnosis_date=form.diagnosis_date,
+                birth_date=event.child.birth_date,
+                sex=event.child.sex.value,
+                topography=form.topography,
+                morphology=form.morphology,
+                basis=form.basis,
+                main_group=event.iccc.main_group if event.iccc else None,
+                subgroup=event.iccc.subgroup if event.iccc else None,
+                with_override=any(f.overridden for f in event.findings),
+            )
+        tumour.diagnosis_reported_on = _earliest(tumour.diagnosis_reported_on, reported_on)
+    elif isinstance(form, TreatmentForm):
+        # Timeliness counts the first accepted report; a later correction replaces content, not that date.
+        tumour.treatment_reported_on = _earliest(tumour.treatment_reported_on, reported_on)
+    elif isinstance(form, FollowUpForm):
+        died = form.death_date or (form.last_contact_date if form.vital_status is VitalStatus.DEAD else None)
+        tumour.follow_ups = [f for f in tumour.follow_ups if f.submission_id != event.submission_id]
+        tumour.follow_ups.append(FollowUp(event.submission_id, event.supersedes, form.last_contact_date, died))
+
+
+def rejecting_codes(findings: Iterable[Finding]) -> tuple[str, ...]:
+    """The codes that rejected a form: its errors, and warnings no coder confirmed."""
+    return tuple(
+        sorted(
+            {
+                f.code
+                for f in findings
+                if f.severity is Severity.ERROR or (f.severity is Severity.WARNING and not f.overridden)
+            }
+        )
+    )
+
+
+def tumour_contributions(tumour: Tumour) -> dict[TallyKey, int]:
+    """What one tumour adds to its hospital's counters, by (period, metric, key), periods being years.
+
+    Submissions count on the tumour's diagnosis year once it has an accepted diagnosis, before that on
+    the year they were received.
+    """
+    diagnosis = tumour.diagnosis
+    if diagnosis is None:
+        return dict(tumour.tallies)
+    year = diagnosis.diagnosis_date.year
+    out: dict[TallyKey, int] = {}
+    for (_, metric, key), count in tumour.tallies.items():
+        _add(out, (year, metric, key), count)
+    facts = [
+        (M.TUMOURS, ""),
+        (M.MAIN_GROUP, diagnosis.main_group or UNCLASSIFIED),
+        (M.SUBGROUP, diagnosis.subgroup or UNCLASSIFIED),
+        (M.SEX, diagnosis.sex),
+        (M.AGE, age_group(diagnosis.birth_date, diagnosis.diagnosis_date)),
+    ]
+    if tumour.diagnosis_reported_on is not None:
+        facts.append((M.DIAGNOSIS_DAYS, str((tumour.diagnosis_reported_on - diagnosis.diagnosis_date).days)))
+    if tumour.treatment_reported_on is not None:
+        facts.append((M.TREATED, ""))
+        facts.append((M.TREATMENT_DAYS, str((tumour.treatment_reported_on - diagnosis.diagnosis_date).days)))
+    if tumour.follow_up_due:
+        facts.append((M.FOLLOW_UP_DUE, ""))
+        if tumour.follow_up_reported:
+            facts.append((M.FOLLOW_UP_REPORTED, ""))
+    if diagnosis.basis in _VERIFIED_BASES:
+        facts.append((M.VERIFIED, ""))
+    if "8000" <= diagnosis.morphology <= "8005":  # neoplasm/tumour/cells NOS: morphology unspecified
+        facts.append((M.UNSPECIFIED_MORPHOLOGY, ""))
+    if diagnosis.topography == "C80.9":
+        facts.append((M.UNKNOWN_SITE, ""))
+    if diagnosis.with_override:
+        facts.append((M.OVERRIDE, ""))
+    for metric, key in facts:
+        _add(out, (year, metric, key), 1)
+    return out
+
+
+def child_contributions(tumours: Iterable[Tumour]) -> dict[CounterKey, int]:
+    """A child counts once in every scope and diagnosis year where it has a diagnosed tumour."""
+    cells: set[tuple[str, int]] = set()
+    for tumour in tumours:
+        if tumour.diagnosis is not None:
+            year = tumour.diagnosis.diagnosis_date.year
+            for scope in (tumour.hospital_id, REGISTRY_SCOPE):
+                cells.update(((scope, year), (scope, TOTAL)))
+    return {(scope, period, M.CHILDREN, ""): 1 for scope, period in cells}
+
+
+def _contributions(tumours: Iterable[Tumour]) -> tuple[dict[_HospitalKey, int], dict[CounterKey, int]]:
+    tumours = list(tumours)
+    by_hospital: dict[_HospitalKey, int] = {}
+    for tumour in tumours:
+        for (period, metric, key), count in tumour_contributions(tumour).items():
+            _add(by_hospital, (tumour.hospital_id, period, metric, key), count)
+    return by_hospital, child_contributions(tumours)
+
+
+def _submission(
+    state: BatchState, submission_id: uuid.UUID, hospital_id: str, form_type: FormType, received_at: datetime
+) -> Submission:
+    state.touched_submissions.add(submission_id)
+    found = state.submissions.get(submission_id)
+    if found is None:
+        found = state.submissions[submission_id] = Submission(
+            submission_id, hospital_id, form_type, state.local_date(received_at).year
+        )
+    return found
+
+
+def _tally_outcome(tumour: Tumour, submission: Submission, sign: int) -> None:
+    year, form_type = submission.received_year, submission.form_type.value
+    metric = M.ACCEPTED if submission.outcome is Outcome.ACCEPTED else M.REJECTED
+    _add(tumour.tallies, (year, metric, form_type), sign)
+    for code in submission.rejection_codes:
+        _add(tumour.tallies, (year, M.REJECTION, code), sign)
+
+
+def _earliest(current: date | None, candidate: date) -> date:
+    return candidate if current is None or candidate < current else current
+
+
+def _add(target: dict[_K, int], key: _K, change: int) -> None:
+    value = target.get(key, 0) + change
+    if value:
+        target[key] = value
+    else:
+        target.pop(key, None)
+
+
+def _subtract_into(target: dict[_K, int], before: dict[_K, int], after: dict[_K, int]) -> None:
+    for key, count in before.items():
+        _add(target, key, -count)
+    for key, count in after.items():
+        _add(target, key, count)

@@ -1,0 +1,491 @@
+"""Stats' own database: per-tumour facts, submissions, reminders, counters, scope versions, daily snapshots.
+
+The hot path (a batch, a replay) reads and writes with set-based statements over these tables' Core
+objects: one query per kind of state a batch touches and one upsert per table, never a query per event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Uuid,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, Tumour
+from shared.db import ProcessedMessageMixin
+from shared.events import FormType
+from shared.events.stats import ReminderKind, ReminderStatus
+
+CONSUMER = "stats"  # the processed-ids consumer name of the stats subscription (and of a replay)
+_CHUNK = 2000  # rows per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ProcessedMessage(ProcessedMessageMixin, Base):
+    pass
+
+
+class TumourRow(Base):
+    __tablename__ = "tumours"
+
+    # The pseudonym leads the key: a batch loads every tumour of the children it concerns.
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hospital_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tumour_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    diagnosis_submission_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    diagnosis_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    diagnosis_date: Mapped[date | None] = mapped_column(Date)
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(8))
+    topography: Mapped[str | None] = mapped_column(String(8))
+    morphology: Mapped[str | None] = mapped_column(String(4))
+    basis: Mapped[int | None] = mapped_column(SmallInteger)
+    main_group: Mapped[str | None] = mapped_column(String(8))
+    subgroup: Mapped[str | None] = mapped_column(String(8))
+    with_override: Mapped[bool | None] = mapped_column(Boolean)
+    diagnosis_reported_on: Mapped[date | None] = mapped_column(Date)
+    treatment_reported_on: Mapped[date | None] = mapped_column(Date)
+    follow_ups: Mapped[list[Any]] = mapped_column(JSON)  # [[submission id, supersedes, last contact, death]]
+    tallies: Mapped[list[Any]] = mapped_column(JSON)  # [[received year, metric, key, count]]
+    follow_up_due: Mapped[bool] = mapped_column(Boolean)
+    follow_up_reported: Mapped[bool] = mapped_column(Boolean)
+    next_due_on: Mapped[date | None] = mapped_column(Date, index=True)  # the reminder sweep's index
+
+
+class SubmissionRow(Base):
+    __tablename__ = "submissions"
+
+    submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    hospital_id: Mapped[str] = mapped_column(String(32))
+    form_type: Mapped[str] = mapped_column(String(16))
+    received_year: Mapped[int] = mapped_column(Integer)
+    receipted: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    pseudonym: Mapped[str | None] = mapped_column(String(64))
+    tumour_ref: Mapped[str | None] = mapped_column(String(64))
+    rejection_codes: Mapped[list[str]] = mapped_column(JSON)
+
+
+class ReminderRow(Base):
+    __tablename__ = "reminders"
+    __table_args__ = (Index("ix_reminders_outstanding", "status", "hospital_id", "due_date"),)
+
+    reminder_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    hospital_id: Mapped[str] = mapped_column(String(32))
+    tumour_ref: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    follow_up_year: Mapped[int | None] = mapped_column(SmallInteger)
+    diagnosis_date: Mapped[date] = mapped_column(Date)
+    due_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8))
+    transitions: Mapped[int] = mapped_column(Integer)
+    changed_on: Mapped[date] = mapped_column(Date)
+
+
+class CounterRow(Base):
+    __tablename__ = "counters"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)  # a year, or 0 for all time
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ScopeRow(Base):
+    """Outlives a rebuild: versions only ever increase on the compacted snapshot topic."""
+
+    __tablename__ = "scopes"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    published_version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DailySnapshotRow(Base):
+    """The last snapshot of each scope and day, as the registry's daily statistics were; outlives a rebuild."""
+
+    __tablename__ = "daily_snapshots"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    snapshot: Mapped[str] = mapped_column(Text)  # the StatsSnapshot event as published
+
+
+# What `registry stats rebuild` empties and fills again from the topics.
+PROJECTION_TABLES: tuple[Table, ...] = tuple(
+    cast(Table, model.__table__) for model in (ProcessedMessage, TumourRow, SubmissionRow, ReminderRow, CounterRow)
+)
+_T = cast(Table, TumourRow.__table__)
+_S = cast(Table, SubmissionRow.__table__)
+_R = cast(Table, ReminderRow.__table__)
+_C = cast(Table, CounterRow.__table__)
+_V = cast(Table, ScopeRow.__table__)
+_D = cast(Table, DailySnapshotRow.__table__)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back naive; they were stored in UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
+    if not rows:
+        return
+    statement = _insert(session)(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={column.name: statement.excluded[column.name] for column in table.columns if column.name not in keys},
+    )
+    await session.execute(statement, rows)
+
+
+# --- tumours ---------------------------------------------------------------------------------------
+
+
+def _tumour_from(row: Any) -> Tumour:
+    diagnosis = None
+    if row.diagnosis_submission_id is not None:
+        diagnosis = Diagnosis(
+            submission_id=row.diagnosis_submission_id,
+            received_at=_aware(row.diagnosis_received_at),  # type: ignore[arg-type]
+            diagnosis_date=row.diagnosis_date,
+            birth_date=row.birth_date,
+            sex=row.sex,
+            topography=row.topography,
+            morphology=row.morphology,
+            basis=row.basis,
+            main_group=row.main_group,
+            subgroup=row.subgroup,
+            with_override=row.with_override,
+        )
+    return Tumour(
+        pseudonym=row.pseudonym,
+        hospital_id=row.hospital_id,
+        tumour_ref=row.tumour_ref,
+        diagnosis=diagnosis,
+        diagnosis_reported_on=row.diagnosis_reported_on,
+        treatment_reported_on=row.treatment_reported_on,
+        follow_ups=[
+            FollowUp(
+                uuid.UUID(sid),
+                uuid.UUID(supersedes) if supersedes else None,
+                date.fromisoformat(contact),
+                date.fromisoformat(death) if death else None,
+            )
+            for sid, supersedes, contact, death in row.follow_ups
+        ],
+        tallies={(year, metric, key): count for year, metric, key, count in row.tallies},
+        follow_up_due=row.follow_up_due,
+        follow_up_reported=row.follow_up_reported,
+        next_due_on=row.next_due_on,
+    )
+
+
+def _tumour_row(tumour: Tumour) -> dict[str, Any]:
+    d = tumour.diagnosis
+    return {
+        "pseudonym": tumour.pseudonym,
+        "hospital_id": tumour.hospital_id,
+        "tumour_ref": tumour.tumour_ref,
+        "diagnosis_submission_id": d.submission_id if d else None,
+        "diagnosis_received_at": d.received_at if d else None,
+        "diagnosis_date": d.diagnosis_date if d else None,
+        "birth_date": d.birth_date if d else None,
+        "sex": d.sex if d else None,
+        "topography": d.topography if d else None,
+        "morphology": d.morphology if d else None,
+        "basis": d.basis if d else None,
+        "main_group": d.main_group if d else None,
+        "subgroup": d.subgroup if d else None,
+        "with_override": d.with_override if d else None,
+        "diagnosis_reported_on": tumour.diagnosis_reported_on,
+        "treatment_reported_on": tumour.treatment_reported_on,
+        "follow_ups": [
+            [
+                str(f.submission_id),
+                str(f.supersedes) if f.supersedes else None,
+                f.last_contact_date.isoformat(),
+                f.death_date.isoformat() if f.death_date else None,
+            ]
+            for f in tumour.follow_ups
+        ],
+        "tallies": [[year, metric, key, count] for (year, metric, key), count in tumour.tallies.items()],
+        "follow_up_due": tumour.follow_up_due,
+        "follow_up_reported": tumour.follow_up_reported,
+        "next_due_on": tumour.next_due_on,
+    }
+
+
+async def load_children(session: AsyncSession, pseudonyms: Iterable[str]) -> dict[str, dict[tuple[str, str], Tumour]]:
+    """Every tumour of these children, locked on PostgreSQL until the batch commits (the sweep and a
+    consumer must not both rewrite a child from what each read)."""
+    children: dict[str, dict[tuple[str, str], Tumour]] = {}
+    for chunk in _chunks(sorted(set(pseudonyms))):
+        statement = select(_T).where(_T.c.pseudonym.in_(chunk)).order_by(*_T.primary_key.columns).with_for_update()
+        for row in await session.execute(statement):
+            tumour = _tumour_from(row)
+            children.setdefault(tumour.pseudonym, {})[tumour.key] = tumour
+    return children
+
+
+async def save_tumours(session: AsyncSession, tumours: Iterable[Tumour]) -> None:
+    await _upsert(session, _T, [_tumour_row(t) for t in tumours], ("pseudonym", "hospital_id", "tumour_ref"))
+
+
+async def children_due(session: AsyncSession, today: date, limit: int) -> list[str]:
+    """Children with a tumour whose reminders or follow-up figures change by `today`."""
+    statement = select(_T.c.pseudonym).where(_T.c.next_due_on <= today).distinct().limit(limit)
+    return list(await session.scalars(statement))
+
+
+# --- submissions -----------------------------------------------------------------------------------
+
+
+async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Submission]:
+    found: dict[uuid.UUID, Submission] = {}
+    for chunk in _chunks(list(set(ids))):
+        for row in await session.execute(select(_S).where(_S.c.submission_id.in_(chunk))):
+            found[row.submission_id] = Submission(
+                submission_id=row.submission_id,
+                hospital_id=row.hospital_id,
+                form_type=FormType(row.form_type),
+                received_year=row.received_year,
+                receipted=row.receipted,
+                outcome=Outcome(row.outcome) if row.outcome else None,
+                pseudonym=row.pseudonym,
+                tumour_ref=row.tumour_ref,
+                rejection_codes=tuple(row.rejection_codes),
+            )
+    return found
+
+
+async def save_submissions(session: AsyncSession, submissions: Iterable[Submission]) -> None:
+    rows = [
+        {
+            "submission_id": s.submission_id,
+            "hospital_id": s.hospital_id,
+            "form_type": s.form_type.value,
+            "received_year": s.received_year,
+            "receipted": s.receipted,
+            "outcome": s.outcome.value if s.outcome else None,
+            "pseudonym": s.pseudonym,
+            "tumour_ref": s.tumour_ref,
+            "rejection_codes": list(s.rejection_codes),
+        }
+        for s in submissions
+    ]
+    await _upsert(session, _S, rows, ("submission_id",))
+
+
+# --- reminders -------------------------------------------------------------------------------------
+
+
+def _reminder_from(row: Any) -> Reminder:
+    return Reminder(
+        reminder_id=row.reminder_id,
+        pseudonym=row.pseudonym,
+        hospital_id=row.hospital_id,
+        tumour_ref=row.tumour_ref,
+        kind=ReminderKind(row.kind),
+        follow_up_year=row.follow_up_year,
+        diagnosis_date=row.diagnosis_date,
+        due_date=row.due_date,
+        status=ReminderStatus(row.status),
+        transitions=row.transitions,
+        changed_on=row.changed_on,
+    )
+
+
+async def load_reminders(session: AsyncSession, pseudonyms: Iterable[str]) -> dict[str, dict[uuid.UUID, Reminder]]:
+    found: dict[str, dict[uuid.UUID, Reminder]] = {}
+    for chunk in _chunks(sorted(set(pseudonyms))):
+        for row in await session.execute(select(_R).where(_R.c.pseudonym.in_(chunk))):
+            found.setdefault(row.pseudonym, {})[row.reminder_id] = _reminder_from(row)
+    return found
+
+
+async def all_reminders(session: AsyncSession) -> list[Reminder]:
+    return [_reminder_from(row) for row in await session.execute(select(_R))]
+
+
+async def save_reminders(session: AsyncSession, reminders: Iterable[Reminder]) -> None:
+    rows = [
+        {
+            "reminder_id": r.reminder_id,
+            "pseudonym": r.pseudonym,
+            "hospital_id": r.hospital_id,
+            "tumour_ref": r.tumour_ref,
+            "kind": r.kind.value,
+            "follow_up_year": r.follow_up_year,
+            "diagnosis_date": r.diagnosis_date,
+            "due_date": r.due_date,
+            "status": r.status.value,
+            "transitions": r.transitions,
+            "changed_on": r.changed_on,
+        }
+        for r in reminders
+    ]
+    await _upsert(session, _R, rows, ("reminder_id",))
+
+
+async def outstanding_reminders(session: AsyncSession, hospital_id: str | None) -> list[Reminder]:
+    statement = select(_R).where(_R.c.status == ReminderStatus.OPEN.value)
+    if hospital_id is not None:
+        statement = statement.where(_R.c.hospital_id == hospital_id)
+    statement = statement.order_by(_R.c.hospital_id, _R.c.due_date, _R.c.tumour_ref, _R.c.kind, _R.c.follow_up_year)
+    return [_reminder_from(row) for row in await session.execute(statement)]
+
+
+async def outstanding_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    statement = (
+        select(_R.c.hospital_id, _R.c.kind, func.count())
+        .where(_R.c.status == ReminderStatus.OPEN.value)
+        .group_by(_R.c.hospital_id, _R.c.kind)
+    )
+    return {(hospital, kind): count for hospital, kind, count in await session.execute(statement)}
+
+
+# --- counters and scopes ---------------------------------------------------------------------------
+
+
+async def add_to_counters(session: AsyncSession, changes: dict[tuple[str, int, str, str], int]) -> None:
+    """Add the changes and advance the version of every scope they touch."""
+    if not changes:
+        return
+    insert = _insert(session)
+    statement = insert(_C)
+    statement = statement.on_conflict_do_update(
+        index_elements=["scope", "period", "metric", "key"], set_={"value": _C.c.value + statement.excluded.value}
+    )
+    rows = [
+        {"scope": scope, "period": period, "metric": metric, "key": key, "value": value}
+        for (scope, period, metric, key), value in sorted(changes.items())
+    ]
+    await session.execute(statement, rows)
+    await bump_versions(session, {key[0] for key in changes})
+
+
+async def bump_versions(session: AsyncSession, scopes: Iterable[str]) -> None:
+    insert = _insert(session)
+    statement = insert(_V)
+    statement = statement.on_conflict_do_update(index_elements=["scope"], set_={"version": _V.c.version + 1})
+    # Sorted, so concurrent writers lock scope rows in one order.
+    await session.execute(statement, [{"scope": s, "version": 1, "published_version": 0} for s in sorted(scopes)])
+
+
+async def counters_of(
+    session: AsyncSession, scope: str, period: int | None = None
+) -> dict[int, dict[tuple[str, str], int]]:
+    """A scope's counters by period, then (metric, key)."""
+    statement = select(_C.c.period, _C.c.metric, _C.c.key, _C.c.value).where(_C.c.scope == scope, _C.c.value != 0)
+    if period is not None:
+        statement = statement.where(_C.c.period == period)
+    by_period: dict[int, dict[tuple[str, str], int]] = {}
+    for row_period, metric, key, value in await session.execute(statement):
+        by_period.setdefault(row_period, {})[(metric, key)] = value
+    return by_period
+
+
+async def scope_version(session: AsyncSession, scope: str) -> int | None:
+    return await session.scalar(select(_V.c.version).where(_V.c.scope == scope))
+
+
+async def scopes(session: AsyncSession) -> list[str]:
+    return list(await session.scalars(select(_V.c.scope).order_by(_V.c.scope)))
+
+
+async def dirty_scopes(session: AsyncSession) -> list[str]:
+    statement = select(_V.c.scope).where(_V.c.version > _V.c.published_version).order_by(_V.c.scope)
+    return list(await session.scalars(statement))
+
+
+async def mark_published(session: AsyncSession, versions: dict[str, int]) -> None:
+    for scope, version in versions.items():
+        await session.execute(
+            update(_V).where(_V.c.scope == scope, _V.c.published_version < version).values(published_version=version)
+        )
+
+
+async def save_daily(session: AsyncSession, scope: str, day: date, version: int, snapshot: str) -> None:
+    await _upsert(
+        session,
+        _D,
+        [{"scope": scope, "day": day, "version": version, "snapshot": snapshot}],
+        ("scope", "day"),
+    )
+
+
+async def daily_snapshots(session: AsyncSession, scope: str, first: date, last: date) -> list[DailySnapshotRow]:
+    """The scope's daily rows from the last one on or before `first` up to `last` (to carry forward)."""
+    start = await session.scalar(
+        select(func.max(DailySnapshotRow.day)).where(DailySnapshotRow.scope == scope, DailySnapshotRow.day <= first)
+    )
+    statement = (
+        select(DailySnapshotRow)
+        .where(DailySnapshotRow.scope == scope, DailySnapshotRow.day >= (start or first), DailySnapshotRow.day <= last)
+        .order_by(DailySnapshotRow.day)
+    )
+    return list(await session.scalars(statement))
+
+
+# --- processed ids and rebuild ---------------------------------------------------------------------
+
+
+async def reset_projection(session: AsyncSession) -> None:
+    """Empty the projection tables (not the scope versions or the daily history)."""
+    if session.get_bind().dialect.name == "postgresql":
+        names = ", ".join(table.name for table in PROJECTION_TABLES)
+        await session.execute(text(f"TRUNCATE {names}"))
+    else:
+        for table in PROJECTION_TABLES:  # SQLite turns an unconditional DELETE into a fast truncate
+            await session.execute(delete(table))
+
+
+async def count_rows(session: AsyncSession) -> dict[str, int]:
+    counts = {}
+    for table in (_T, _S, _R):
+        counts[table.name] = await session.scalar(select(func.count()).select_from(table)) or 0
+    counts["diagnosed tumours"] = (
+        await session.scalar(select(func.count()).select_from(_T).where(_T.c.diagnosis_submission_id.is_not(None))) or 0
+    )
+    return counts
