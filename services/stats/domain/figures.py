@@ -82,8 +82,11 @@ def _value_at(items: list[tuple[int, int]], rank: int) -> int:
 
 
 def timeliness(histogram: Mapping[int, int]) -> Timeliness:
+    median, p90 = quantile(histogram, 0.5), quantile(histogram, 0.9)
     return Timeliness(
-        count=sum(histogram.values()), median_days=quantile(histogram, 0.5), p90_days=quantile(histogram, 0.9)
+        count=sum(histogram.values()),
+        median_days=None if median is None else round(median, 2),
+        p90_days=None if p90 is None else round(p90, 2),
     )
 
 

@@ -1,0 +1,219 @@
+"""Realistic input events for the stats tests, and a small hand-checked event set."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shared.events import (
+    Child,
+    DiagnosisForm,
+    Finding,
+    FollowUpForm,
+    IcccCode,
+    ReceiptIssued,
+    ReceiptStatus,
+    Severity,
+    SubmissionRejected,
+    SubmissionValidated,
+    TreatmentForm,
+)
+from shared.events.forms import Modality, Sex, VitalStatus
+
+Outcome = SubmissionValidated | SubmissionRejected
+
+
+def pseudonym(name: str) -> str:
+    return base64.b32encode(hashlib.sha256(name.encode()).digest()[:20]).decode().lower()
+
+
+def at(day: str, hour: int = 10) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+def child(name: str, birth: str, sex: str) -> Child:
+    return Child(pseudonym=pseudonym(name), birth_date=date.fromisoformat(birth), sex=Sex(sex))
+
+
+def _outcome(
+    accepted: bool,
+    hospital: str,
+    kid: Child,
+    form: Any,
+    received: str,
+    *,
+    iccc: IcccCode | None = None,
+    findings: tuple[Finding, ...] = (),
+    supersedes: uuid.UUID | None = None,
+) -> Outcome:
+    cls = SubmissionValidated if accepted else SubmissionRejected
+    return cls(
+        submission_id=uuid.uuid4(),
+        received_event_id=uuid.uuid4(),
+        hospital_id=hospital,
+        child=kid,
+        form=form,
+        received_at=at(received),
+        supersedes=supersedes,
+        iccc=iccc,
+        findings=findings,
+    )
+
+
+def diagnosis(
+    hospital: str,
+    kid: Child,
+    ref: str,
+    diagnosed: str,
+    received: str,
+    *,
+    topography: str = "C71.6",
+    morphology: str = "9470",
+    basis: int = 7,
+    iccc: tuple[str, str] = ("III", "IIIc"),
+    accepted: bool = True,
+    findings: tuple[Finding, ...] = (),
+    supersedes: uuid.UUID | None = None,
+) -> Outcome:
+    form = DiagnosisForm(
+        tumour_ref=ref,
+        sex=kid.sex,
+        diagnosis_date=date.fromisoformat(diagnosed),
+        topography=topography,
+        morphology=morphology,
+        behaviour=3,
+        grade=9,
+        basis=basis,
+    )
+    code = IcccCode(main_group=iccc[0], subgroup=iccc[1], recode="031", extended="031") if accepted else None
+    return _outcome(accepted, hospital, kid, form, received, iccc=code, findings=findings, supersedes=supersedes)
+
+
+def treatment(
+    hospital: str, kid: Child, ref: str, started: str, received: str, *, accepted: bool = True, **kw: Any
+) -> Outcome:
+    form = TreatmentForm(tumour_ref=ref, modality=Modality.CHEMOTHERAPY, start_date=date.fromisoformat(started))
+    return _outcome(accepted, hospital, kid, form, received, **kw)
+
+
+def follow_up(
+    hospital: str,
+    kid: Child,
+    ref: str,
+    last_contact: str,
+    received: str,
+    *,
+    dead: bool = False,
+    supersedes: uuid.UUID | None = None,
+) -> Outcome:
+    form = FollowUpForm(
+        tumour_ref=ref,
+        last_contact_date=date.fromisoformat(last_contact),
+        vital_status=VitalStatus.DEAD if dead else VitalStatus.ALIVE,
+        death_date=date.fromisoformat(last_contact) if dead else None,
+    )
+    return _outcome(True, hospital, kid, form, received, supersedes=supersedes)
+
+
+def finding(code: str, severity: str = "error", overridden: bool = False) -> Finding:
+    return Finding(code=code, severity=Severity(severity), fields=("form",), message=code, overridden=overridden)
+
+
+def receipt(outcome: Outcome) -> ReceiptIssued:
+    """The `received` receipt intake issued for the submission an outcome decides."""
+    return ReceiptIssued(
+        submission_id=outcome.submission_id,
+        hospital_id=outcome.hospital_id,
+        form_type=outcome.form.form_type,
+        status=ReceiptStatus.RECEIVED,
+        received_at=outcome.received_at,
+    )
+
+
+@dataclass
+class Story:
+    """A small, realistic reporting history with figures computed by hand (see test_projection)."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    receipts: list[ReceiptIssued] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> Outcome:
+        self.outcomes.append(outcome)
+        self.receipts.append(receipt(outcome))
+        return outcome
+
+    @property
+    def events(self) -> list[ReceiptIssued | Outcome]:
+        """Receipts first, then outcomes: the order they are produced in."""
+        return [*self.receipts, *self.outcomes]
+
+
+def story() -> Story:
+    s = Story()
+    anna = child("anna", "2012-05-10", "female")
+    bo = child("bo", "2020-02-01", "male")
+    cleo = child("cleo", "2023-06-01", "female")
+    dan = child("dan", "2016-09-09", "male")
+    emil = child("emil", "2008-01-01", "male")
+    # Oslo: four registered tumours.
+    s.add(diagnosis("ous", anna, "A1", "2024-01-15", "2024-01-25"))
+    s.add(treatment("ous", anna, "A1", "2024-01-20", "2024-02-04"))
+    s.add(follow_up("ous", anna, "A1", "2025-01-10", "2025-01-20"))
+    bo_first = s.add(
+        diagnosis(
+            "ous",
+            bo,
+            "B1",
+            "2024-03-01",
+            "2024-03-05",
+            topography="C42.1",
+            morphology="9811",
+            basis=5,
+            iccc=("I", "Ia"),
+        )
+    )
+    s.add(
+        diagnosis(
+            "ous", bo, "B1", "2024-03-01", "2024-03-10",
+            topography="C42.1", morphology="9837", basis=5, iccc=("I", "Ia"), supersedes=bo_first.submission_id,
+        )
+    )  # fmt: skip
+    s.add(treatment("ous", bo, "B1", "2024-03-02", "2024-03-15", accepted=False, findings=(finding("E_DATES"),)))
+    s.add(treatment("ous", bo, "B1", "2024-03-02", "2024-03-20"))
+    s.add(
+        diagnosis(
+            "ous", cleo, "C1", "2024-04-10", "2024-04-20", topography="C74.9", morphology="9500",
+            iccc=("IV", "IVa"), findings=(finding("W_AGE_SITE", "warning", overridden=True),),
+        )
+    )  # fmt: skip
+    s.add(
+        diagnosis(
+            "ous", dan, "D1", "2024-05-02", "2024-05-06", accepted=False,
+            findings=(finding("E_SEX_SITE"), finding("Q_LATERALITY", "query")),
+        )
+    )  # fmt: skip
+    s.add(
+        diagnosis(
+            "ous", emil, "E1", "2023-11-01", "2023-12-01", topography="C80.9", morphology="8000", basis=1,
+            iccc=("XII", "XIIb"),
+        )
+    )  # fmt: skip
+    s.add(treatment("ous", emil, "E1", "2023-11-05", "2023-11-20"))
+    # A submission intake received whose outcome has not come yet.
+    pending = diagnosis("ous", dan, "D2", "2024-04-28", "2024-05-01")
+    s.receipts.append(receipt(pending))
+    # Haukeland: Anna's second primary tumour.
+    s.add(
+        diagnosis(
+            "haukeland", anna, "H-7", "2024-06-01", "2024-06-11", topography="C64.9", morphology="8960",
+            iccc=("VI", "VIa"),
+        )
+    )  # fmt: skip
+    return s
+
+
+STORY_TODAY = date(2025, 2, 1)
