@@ -1,0 +1,176 @@
+"""Export's use cases: consuming validated reports and reservations (one transaction per batch, with
+the ledger operations they call for), and what the API and the CLI read and re-drive."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.export import storage
+from services.export.domain import ledger
+from services.export.domain.record import ExportIds, build_records, canonical_json
+from services.export.domain.sources import Source, record_key, replaces, tumour_of
+from services.export.storage import BatchState, LedgerOp, ProcessedMessage
+from shared.db import claim_new
+from shared.events import ReservationRegistered, ReservationWithdrawn, SubmissionValidated
+from shared.events.base import utcnow
+from shared.kafka import Delivery
+from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
+
+CONSUMER = "export"
+log = logging.getLogger(__name__)
+
+ConsumedEvent = SubmissionValidated | ReservationRegistered | ReservationWithdrawn
+
+
+def _child_of(event: ConsumedEvent) -> str:
+    return event.child.pseudonym if isinstance(event, SubmissionValidated) else event.child_pseudonym
+
+
+class ExportApplication:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        ids: ExportIds,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self._ids = ids
+        self._on_queued = on_queued  # wakes the delivery worker once operations are committed
+        self._clock = clock
+
+    async def handle(self, batch: Sequence[Delivery[Any]]) -> None:
+        """Apply a consumed batch and queue the ledger operations it calls for, in one transaction."""
+        queued = False
+        async with self._sessions.begin() as session:
+            new = await claim_new(session, ProcessedMessage, CONSUMER, [d.event.event_id for d in batch])
+            fresh: list[ConsumedEvent] = []
+            for delivery in batch:  # in offset order: per-child order
+                if delivery.event.event_id not in new:
+                    EVENTS_DUPLICATE_TOTAL.labels(service=CONSUMER, topic=delivery.topic).inc()
+                    continue
+                new.discard(delivery.event.event_id)  # a duplicate inside one batch, too
+                fresh.append(delivery.event)
+                EVENTS_PROCESSED_TOTAL.labels(service=CONSUMER, topic=delivery.topic).inc()
+            if fresh:
+                queued = await self._apply(session, fresh)
+        if queued:
+            self._on_queued()
+
+    async def _apply(self, session: AsyncSession, events: list[ConsumedEvent]) -> bool:
+        pseudonyms = sorted({_child_of(e) for e in events})
+        state = await storage.load_batch_state(session, pseudonyms)
+        current: dict[str, SubmissionValidated] = {}  # record key -> current version, parsed once
+        for event in events:
+            if isinstance(event, SubmissionValidated):
+                self._take_report(session, state, current, event)
+            else:
+                child = state.children[event.child_pseudonym]
+                # The topic is compacted by child: the latest event is the child's state.
+                child.reserved = isinstance(event, ReservationRegistered)
+                child.reservation_changed_at = event.effective_at
+        by_child: dict[str, list[Source]] = defaultdict(list)
+        for key, row in state.sources.items():
+            event = current.get(key) or SubmissionValidated.from_json(row.event)
+            by_child[row.child_pseudonym].append(Source(key, event))
+        queued = False
+        now = self._clock()
+        for pseudonym in pseudonyms:
+            queued |= await self._plan(session, state, pseudonym, by_child[pseudonym], now)
+        return queued
+
+    @staticmethod
+    def _take_report(
+        session: AsyncSession, state: BatchState, current: dict[str, SubmissionValidated], event: SubmissionValidated
+    ) -> None:
+        key = record_key(event)
+        row = state.sources.get(key)
+        before = current.get(key) or (SubmissionValidated.from_json(row.event) if row else None)
+        if not replaces(before, event):
+            return
+        current[key] = event
+        values = {
+            "child_pseudonym": event.child.pseudonym,
+            "tumour_key": tumour_of(event),
+            "form_type": event.form.form_type,
+            "submission_id": event.submission_id,
+            "received_at": event.received_at,
+            "event": event.to_json().decode(),
+        }
+        if row is None:
+            row = storage.Source(record_key=key, **values)
+            session.add(row)
+            state.sources[key] = row
+        else:
+            for name, value in values.items():
+                setattr(row, name, value)
+
+    async def _plan(
+        self, session: AsyncSession, state: BatchState, pseudonym: str, sources: list[Source], now: datetime
+    ) -> bool:
+        built = build_records(sources, self._ids)
+        wanted, changed = ledger.assign_revisions(built.records, state.revisions)
+        await storage.save_revisions(session, pseudonym, changed)
+        state.revisions.update(changed)
+        reserved = state.children[pseudonym].reserved
+        decided = ledger.plan({} if reserved else wanted, state.ledger[pseudonym], reserved)
+        if not decided:
+            return False
+        await storage.cancel_waiting(session, decided.cancel, (ledger.Status.PENDING, ledger.Status.FAILED))
+        child_id = self._ids.child(pseudonym)
+        common = {"child_pseudonym": pseudonym, "child_id": child_id, "created_at": now, "attempts": 0, "failures": 0}
+        session.add_all(
+            [
+                LedgerOp(
+                    record_id=upsert.record.record_id,
+                    operation=ledger.Operation.UPSERT.value,
+                    reason=upsert.reason.value,
+                    revision=upsert.record.revision,
+                    record_sha256=upsert.sha256,
+                    payload=canonical_json(upsert.record).decode(),
+                    status=ledger.Status.PENDING.value,
+                    **common,
+                )
+                for upsert in decided.upserts
+            ]
+            + [
+                LedgerOp(
+                    record_id=delete.record_id,
+                    operation=ledger.Operation.DELETE.value,
+                    reason=delete.reason.value,
+                    record_sha256=delete.retracted_sha256,
+                    status=ledger.Status.PENDING.value,
+                    **common,
+                )
+                for delete in decided.deletes
+            ]
+        )
+        return bool(decided.upserts or decided.deletes)
+
+
+# --- what the API and the CLI use ------------------------------------------------------------------------
+
+
+async def status(sessions: async_sessionmaker[AsyncSession]) -> storage.Counts:
+    async with sessions() as session:
+        return await storage.counts(session)
+
+
+async def audit(sessions: async_sessionmaker[AsyncSession], **filters: Any) -> list[storage.AuditEntry]:
+    async with sessions() as session:
+        return await storage.audit_entries(session, **filters)
+
+
+async def retry_failed(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Put every failed operation back in the queue; the delivery worker sends them in ledger order."""
+    async with sessions.begin() as session:
+        count = await storage.retry_failed(session)
+    log.info("re-queued %d failed transfer operations", count)
+    return count

@@ -1,0 +1,410 @@
+"""Export's database: reservations, the reports it holds, record revisions, the transfer ledger, the
+append-only audit log, the delivery lease and the processed-message ids. Queries live here too."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from services.export.domain.ledger import LedgerEntry, Operation, RevisionState, Status
+from shared.db import ProcessedMessageMixin
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+LEASE_NAME = "nopho-care-delivery"
+# Ledger ids: BIGINT on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
+LedgerId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime}  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+
+
+class ProcessedMessage(ProcessedMessageMixin, Base):
+    pass
+
+
+class ChildRow(Base):
+    """A child export has heard of, by registry pseudonym, and whether the family reserved."""
+
+    __tablename__ = "children"
+
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reserved: Mapped[bool] = mapped_column(default=False)
+    reservation_changed_at: Mapped[datetime | None]
+
+
+class Source(Base):
+    """The current accepted version of each record's report (the validated event, as consumed)."""
+
+    __tablename__ = "sources"
+
+    record_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    child_pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    tumour_key: Mapped[str] = mapped_column(String(180), index=True)
+    form_type: Mapped[str] = mapped_column(String(16))
+    submission_id: Mapped[uuid.UUID]
+    received_at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(Text)
+
+
+class RecordState(Base):
+    """The revision of each transfer record, kept across retractions so a re-transfer continues it."""
+
+    __tablename__ = "record_states"
+
+    record_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    child_pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    revision: Mapped[int]
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class LedgerOp(Base):
+    """One operation for the Nordic side: what, why, its hash, and its outcome. The id is the sequence
+    number the sink orders and deduplicates by."""
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    record_id: Mapped[str] = mapped_column(String(32), index=True)
+    child_pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    child_id: Mapped[str] = mapped_column(String(32))  # the export pseudonym, for the audit log
+    operation: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int | None]
+    record_sha256: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[str | None] = mapped_column(Text)  # the canonical JSON sent, for upserts
+    status: Mapped[str] = mapped_column(String(10), default=Status.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)  # > 0: it may have reached the sink
+    failures: Mapped[int] = mapped_column(default=0)  # refusals since the last retry
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    batch: Mapped[str | None] = mapped_column(String(160))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_ledger_status_id", "status", "id"),)
+
+
+class AuditEntry(Base):
+    """Append-only (triggers refuse UPDATE and DELETE): every transfer and retraction that reached the sink."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(LedgerId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(16))  # transfer, update, retraction
+    reason: Mapped[str] = mapped_column(String(16))
+    legal_basis: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[str] = mapped_column(String(32), index=True)
+    child_id: Mapped[str] = mapped_column(String(32), index=True)
+    revision: Mapped[int | None]
+    record_sha256: Mapped[str | None] = mapped_column(String(64))
+    sink: Mapped[str] = mapped_column(String(16))
+    batch: Mapped[str | None] = mapped_column(String(160))
+    ledger_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeliveryLease(Base):
+    """One row: which export instance may deliver, until when (one deliverer keeps per-child order)."""
+
+    __tablename__ = "delivery_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+# --- consumption --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BatchState:
+    """What planning needs about the children of a batch, loaded in a few queries."""
+
+    children: dict[str, ChildRow]
+    sources: dict[str, Source]  # by record key
+    revisions: dict[str, RevisionState]  # by record id
+    ledger: dict[str, list[LedgerEntry]]  # by child pseudonym
+
+
+async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> BatchState:
+    """Load (and on PostgreSQL lock) the children's rows and their ledger entries: the delivery worker's
+    claims wait for this transaction, so planning never races a claim."""
+    await session.execute(
+        _insert(session)(ChildRow)
+        .values([{"pseudonym": p, "reserved": False} for p in pseudonyms])
+        .on_conflict_do_nothing(index_elements=["pseudonym"])
+    )
+    children = {
+        c.pseudonym: c
+        for c in await session.scalars(
+            select(ChildRow).where(ChildRow.pseudonym.in_(pseudonyms)).order_by(ChildRow.pseudonym).with_for_update()
+        )
+    }
+    sources = {
+        s.record_key: s for s in await session.scalars(select(Source).where(Source.child_pseudonym.in_(pseudonyms)))
+    }
+    revisions = {
+        r.record_id: RevisionState(r.revision, r.content_sha256)
+        for r in await session.scalars(select(RecordState).where(RecordState.child_pseudonym.in_(pseudonyms)))
+    }
+    rows = await session.execute(
+        select(
+            LedgerOp.id,
+            LedgerOp.child_pseudonym,
+            LedgerOp.record_id,
+            LedgerOp.operation,
+            LedgerOp.status,
+            LedgerOp.attempts,
+            LedgerOp.record_sha256,
+        )
+        .where(LedgerOp.child_pseudonym.in_(pseudonyms))
+        .order_by(LedgerOp.id)
+        .with_for_update()
+    )
+    ledger: dict[str, list[LedgerEntry]] = {p: [] for p in pseudonyms}
+    for row in rows:
+        ledger[row.child_pseudonym].append(
+            LedgerEntry(
+                row.id, row.record_id, Operation(row.operation), Status(row.status), row.attempts, row.record_sha256
+            )
+        )
+    return BatchState(children, sources, revisions, ledger)
+
+
+async def save_revisions(session: AsyncSession, pseudonym: str, changed: dict[str, RevisionState]) -> None:
+    for record_id, state in changed.items():
+        await session.merge(
+            RecordState(
+                record_id=record_id,
+                child_pseudonym=pseudonym,
+                revision=state.revision,
+                content_sha256=state.content_sha256,
+            )
+        )
+
+
+async def cancel_waiting(session: AsyncSession, ids: Iterable[int], statuses: Iterable[Status]) -> list[int]:
+    """Cancel those of `ids` still in one of `statuses`; returns the ids cancelled."""
+    ids = list(ids)
+    if not ids:
+        return []
+    result = await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.id.in_(ids), LedgerOp.status.in_([s.value for s in statuses]))
+        .values(status=Status.CANCELLED.value)
+        .returning(LedgerOp.id)
+    )
+    return list(result.scalars())
+
+
+# --- delivery -----------------------------------------------------------------------------------------------
+
+
+async def hold_lease(session: AsyncSession, owner: str, now: datetime, seconds: float) -> bool:
+    """Take or renew the delivery lease. As the first write of a transaction it also takes SQLite's write
+    lock, so what the transaction reads next is current."""
+    result = await session.execute(
+        update(DeliveryLease)
+        .where(
+            DeliveryLease.name == LEASE_NAME,
+            or_(DeliveryLease.owner == owner, DeliveryLease.owner.is_(None), DeliveryLease.expires_at < now),
+        )
+        .values(owner=owner, expires_at=now + timedelta(seconds=seconds))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release_lease(session: AsyncSession, owner: str) -> None:
+    await session.execute(update(DeliveryLease).where(DeliveryLease.owner == owner).values(owner=None))
+
+
+async def waiting(session: AsyncSession, limit: int) -> list[LedgerOp]:
+    """Operations to deliver, in ledger order: pending ones, and those a crashed delivery left claimed.
+    A child with a failed operation waits whole until it is retried: its order must hold."""
+    blocked = aliased(LedgerOp)
+    query = (
+        select(LedgerOp)
+        .where(
+            LedgerOp.status.in_([Status.PENDING.value, Status.SENDING.value]),
+            ~exists().where(
+                and_(blocked.child_pseudonym == LedgerOp.child_pseudonym, blocked.status == Status.FAILED.value)
+            ),
+        )
+        .order_by(LedgerOp.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def claim(session: AsyncSession, ids: Sequence[int]) -> set[int]:
+    """Mark as being sent (counting the attempt) those of `ids` nobody cancelled meanwhile."""
+    if not ids:
+        return set()
+    result = await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.id.in_(ids), LedgerOp.status.in_([Status.PENDING.value, Status.SENDING.value]))
+        .values(status=Status.SENDING.value, attempts=LedgerOp.attempts + 1)
+        .returning(LedgerOp.id)
+    )
+    return set(result.scalars())
+
+
+async def mark_sent(session: AsyncSession, ids: Sequence[int], now: datetime, batch: str) -> set[int]:
+    """Record the sink's confirmation; returns the ids marked (not those another instance marked first)."""
+    result = await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.id.in_(ids), LedgerOp.status == Status.SENDING.value)
+        .values(status=Status.SENT.value, sent_at=now, batch=batch, last_error=None)
+        .returning(LedgerOp.id)
+    )
+    return set(result.scalars())
+
+
+async def unclaim(session: AsyncSession, ids: Sequence[int], error: str) -> None:
+    """The sink was unavailable: back to pending, not counted as a refusal."""
+    await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.id.in_(ids), LedgerOp.status == Status.SENDING.value)
+        .values(status=Status.PENDING.value, last_error=error)
+    )
+
+
+async def record_refusal(session: AsyncSession, ids: Sequence[int], error: str, max_failures: int) -> int:
+    """The sink refused: count it, and fail the operations that reached `max_failures`. Returns how many failed."""
+    await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.id.in_(ids), LedgerOp.status == Status.SENDING.value)
+        .values(failures=LedgerOp.failures + 1, last_error=error, status=Status.PENDING.value)
+    )
+    failed = await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.id.in_(ids), LedgerOp.status == Status.PENDING.value, LedgerOp.failures >= max_failures)
+        .values(status=Status.FAILED.value)
+        .returning(LedgerOp.id)
+    )
+    return len(failed.scalars().all())
+
+
+async def retry_failed(session: AsyncSession) -> int:
+    result = await session.execute(
+        update(LedgerOp)
+        .where(LedgerOp.status == Status.FAILED.value)
+        .values(status=Status.PENDING.value, failures=0)
+        .returning(LedgerOp.id)
+    )
+    return len(result.scalars().all())
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    pending: int
+    sent: int
+    retracted: int
+    failed: int
+    cancelled: int
+    reserved_children: int
+    held_reports: int
+
+
+async def counts(session: AsyncSession) -> Counts:
+    by: dict[tuple[str, str], int] = {}
+    for operation, status, n in await session.execute(
+        select(LedgerOp.operation, LedgerOp.status, func.count()).group_by(LedgerOp.operation, LedgerOp.status)
+    ):
+        by[(operation, status)] = n
+
+    def total(statuses: Iterable[Status], operations: Iterable[Operation] = tuple(Operation)) -> int:
+        return sum(by.get((o.value, s.value), 0) for o in operations for s in statuses)
+
+    diagnosis = aliased(Source)
+    held = await session.scalar(
+        select(func.count())
+        .select_from(Source)
+        .where(
+            Source.form_type != "diagnosis",
+            ~exists().where(and_(diagnosis.tumour_key == Source.tumour_key, diagnosis.form_type == "diagnosis")),
+        )
+    )
+    reserved = await session.scalar(select(func.count()).select_from(ChildRow).where(ChildRow.reserved.is_(True)))
+    return Counts(
+        pending=total((Status.PENDING, Status.SENDING)),
+        sent=total((Status.SENT,), (Operation.UPSERT,)),
+        retracted=total((Status.SENT,), (Operation.DELETE,)),
+        failed=total((Status.FAILED,)),
+        cancelled=total((Status.CANCELLED,)),
+        reserved_children=reserved or 0,
+        held_reports=held or 0,
+    )
+
+
+async def audit_entries(
+    session: AsyncSession,
+    *,
+    after_id: int = 0,
+    limit: int = 100,
+    record_id: str | None = None,
+    child_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[AuditEntry]:
+    query = select(AuditEntry).where(AuditEntry.id > after_id)
+    if record_id is not None:
+        query = query.where(AuditEntry.record_id == record_id)
+    if child_id is not None:
+        query = query.where(AuditEntry.child_id == child_id)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
+    return list(await session.scalars(query.order_by(AuditEntry.id).limit(limit)))
