@@ -102,9 +102,9 @@ async def daily(
     """Each day's last snapshot; a day without changes repeats the figures of the day before."""
     _authorize(principal, scope)
     if last < first:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "'to' is before 'from'")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "'to' is before 'from'")
     if (last - first).days >= MAX_DAYS:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"at most {MAX_DAYS} days per request")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"at most {MAX_DAYS} days per request")
     stats = _stats(request)
     await _known(stats, scope)
     result = []

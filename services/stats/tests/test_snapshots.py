@@ -1,0 +1,79 @@
+"""Snapshots: published for changed scopes only, coalesced, versioned, and kept one per day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.stats.application import StatsApplication
+from services.stats.tests.conftest import ManualClock, Published
+from services.stats.tests.factories import STORY_TODAY, child, diagnosis, story
+from shared.events import StatsSnapshot
+
+
+def snapshots(published: Published) -> dict[str, StatsSnapshot]:
+    found = {}
+    for message in published:
+        if isinstance(message.event, StatsSnapshot):
+            assert message.key == message.event.scope
+            assert message.topic == "unit.stats.snapshots"
+            found[message.event.scope] = message.event
+    published.clear()
+    return found
+
+
+async def test_only_changed_scopes_are_published_and_many_batches_coalesce(
+    stats: StatsApplication, clock: ManualClock, published: Published
+) -> None:
+    clock.set_day(STORY_TODAY)
+    for event in story().events:  # one batch per event
+        await stats.apply([event])
+    published.clear()  # reminders
+
+    await stats.flush()
+    first = snapshots(published)
+    assert set(first) == {"ous", "haukeland", "registry"}
+    assert first["ous"] == (await stats.current("ous")).model_copy(update={"occurred_at": first["ous"].occurred_at})
+
+    await stats.flush()
+    assert snapshots(published) == {}  # nothing changed
+
+    await stats.apply([diagnosis("haukeland", child("ivar", "2019-01-01", "male"), "H-9", "2025-01-20", "2025-01-30")])
+    await stats.flush()
+    second = snapshots(published)
+    assert set(second) == {"haukeland", "registry"}
+    assert second["haukeland"].version > first["haukeland"].version
+    assert second["haukeland"].total.tumours == 2
+
+
+async def test_a_snapshot_names_no_child(stats: StatsApplication, clock: ManualClock, published: Published) -> None:
+    clock.set_day(STORY_TODAY)
+    s = story()
+    await stats.apply(s.events)
+    await stats.flush()
+    for message in published:
+        payload = message.event.to_json()
+        assert all(outcome.child.pseudonym.encode() not in payload for outcome in s.outcomes)
+
+
+async def test_a_day_keeps_its_last_snapshot_and_quiet_days_carry_it_forward(
+    stats: StatsApplication, clock: ManualClock
+) -> None:
+    events = story().events
+    clock.set_day(date(2025, 1, 10))
+    await stats.apply(events[:5])
+    await stats.flush()
+    await stats.apply(events[5:10])
+    await stats.flush()  # the 10th's last state
+    clock.set_day(date(2025, 1, 13))
+    await stats.apply(events[10:])
+    await stats.flush()
+
+    days = await stats.daily("ous", date(2025, 1, 9), date(2025, 1, 14))
+
+    assert [day for day, _ in days] == [date(2025, 1, d) for d in range(10, 15)]
+    tenth, eleventh, _, thirteenth, fourteenth = (snapshot for _, snapshot in days)
+    assert eleventh == tenth
+    assert tenth.total.submissions != thirteenth.total.submissions
+    assert fourteenth == thirteenth
+    assert thirteenth.total == (await stats.current("ous")).total
+    assert await stats.daily("ous", date(2024, 1, 1), date(2024, 1, 31)) == []
