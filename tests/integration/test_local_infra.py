@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -53,6 +54,20 @@ async def _consume(servers: str, topic: str, count: int) -> list[bytes]:
         return [(await asyncio.wait_for(consumer.getone(), timeout=30)).value or b"" for _ in range(count)]
     finally:
         await consumer.stop()
+
+
+async def _in_sync_partition(admin: AIOKafkaAdminClient, topic: str, replicas: int) -> dict[str, Any]:
+    """The topic's only partition once it has a leader and every replica in sync.
+
+    A new topic reaches each broker's metadata a moment after creation; until then a broker reports it unknown.
+    """
+    for _ in range(150):
+        [description] = await admin.describe_topics([topic])
+        partitions = description["partitions"]
+        if partitions and partitions[0]["leader"] >= 0 and len(partitions[0]["isr"]) == replicas:
+            return cast(dict[str, Any], partitions[0])
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{topic} did not get {replicas} in-sync replicas: {description}")
 
 
 @pytest.mark.kafka
@@ -114,11 +129,10 @@ async def test_three_node_cluster_takes_acks_all_writes_with_the_leader_down(
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
     try:
-        [description] = await admin.describe_topics([topic])
+        partition = await _in_sync_partition(admin, topic, replicas=3)
         [configs] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     finally:
         await admin.close()
-    [partition] = description["partitions"]
     assert sorted(partition["replicas"]) == [0, 1, 2]
     [resource] = configs.to_object()["resources"]
     settings = {entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]}
