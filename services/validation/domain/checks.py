@@ -68,7 +68,8 @@ def check_diagnosis(
             ("morphology", "behaviour"),
             f"{form.morphology}/{form.behaviour} is not an ICD-O-3 code; {form.morphology} takes {valid}",
         )
-    if form.basis not in tables.basis_labels:
+    basis_ok = form.basis in tables.basis_labels
+    if not basis_ok:
         codes = ", ".join(f"{code} {label}" for code, label in tables.basis_labels.items())
         out.add("INVALID_BASIS", ERROR, ("basis",), f"{form.basis} is not a basis-of-diagnosis code ({codes})")
     if histology_ok:
@@ -103,10 +104,15 @@ def check_diagnosis(
             ("behaviour", "topography"),
             f"behaviour /{form.behaviour} is unlikely in {form.topography}",
         )
-    if histology_ok and (
-        (form.basis, histology) in tables.basis_queries or (form.basis, histology, site) in tables.basis_site_queries
+    if (
+        basis_ok
+        and histology_ok
+        and (
+            (form.basis, histology) in tables.basis_queries
+            or (form.basis, histology, site) in tables.basis_site_queries
+        )
     ):
-        label = tables.basis_labels.get(form.basis, "not a code")
+        label = tables.basis_labels[form.basis]
         out.add(
             "BASIS_HISTOLOGY",
             QUERY,
