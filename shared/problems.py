@@ -31,7 +31,7 @@ class Problem(BaseModel):
     errors: list[FieldError] = []
 
 
-def field_errors(errors: Iterable[dict[str, Any]], skip: Sequence[str] = ("body",)) -> list[FieldError]:
+def field_errors(errors: Iterable[Any], skip: Sequence[str] = ("body",)) -> list[FieldError]:
     result = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if str(p) not in skip]
@@ -61,7 +61,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(exc.status_code, _title(exc.status_code), detail, headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(exc.status_code, _title(exc.status_code), detail, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
@@ -97,23 +97,23 @@ def subscribe_batch(
     dead_letters: DeadLetterPublisher,
     settings: KafkaSettings,
     retry: RetryPolicy = RetryPolicy(),
-    auto_offset_reset: str = "earliest",
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest",
 ) -> None:
     """Subscribe `handler` to the topics in `decoders` as `group_id`, with the guarantees above."""
 
     @broker.subscriber(
-        *decoders,
+        *list(decoders),
         group_id=group_id,
         batch=True,
         max_records=settings.max_batch,
         batch_timeout_ms=settings.batch_timeout_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset=auto_offset_reset,  # type: ignore[arg-type]
+        auto_offset_reset=auto_offset_reset,
         decoder=_no_decode,
         title=f"{service}:{'+'.join(decoders)}",
     )
     async def consume(message: KafkaMessage) -> None:
-        records: Sequence[Any] = message.raw_message  # type: ignore[assignment]
+        records: Sequence[Any] = message.raw_message
         decoded: list[tuple[Delivery[Any], Any]] = []
         undecodable: list[tuple[Any, BaseException, int]] = []
         for record in records:
