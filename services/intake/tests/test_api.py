@@ -99,7 +99,7 @@ async def test_a_later_form_for_the_same_tumour_supersedes_the_earlier(harness: 
 
     assert response.status_code == 202
     assert response.json()["supersedes"] == first["submission_id"]
-    events = await harness.outbox_events(SUBMISSIONS_RECEIVED.name, SubmissionReceived)
+    events = [SubmissionReceived.from_json(row.payload) for row in await harness.outbox(SUBMISSIONS_RECEIVED.name)]
     assert [str(e.supersedes) if e.supersedes else None for e in events] == [None, None, first["submission_id"]]
     assert await stored(harness) == 3  # history kept
 
@@ -281,7 +281,9 @@ async def test_receipts_are_listed_by_status_and_time_in_pages(harness: Harness)
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"limit": 2, "status": "received"} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, str | int] = {"limit": 2, "status": "received"}
+        if cursor:
+            params["cursor"] = cursor
         page = (await harness.client.get("/v1/receipts", params=params, headers=OUS)).json()
         seen += [item["submission_id"] for item in page["items"]]
         cursor = page["next_cursor"]
