@@ -217,17 +217,14 @@ def _ages(
     tables: CheckTables,
     out: Findings,
 ) -> None:
-    def within(ranges: Sequence[tuple[int, int]]) -> bool:
-        return any(low <= age <= high for low, high in ranges)
-
-    if histology is not None and within(tables.age_by_histology.get(histology, ())):
+    if histology is not None and age in tables.age_by_histology.get(histology, ()):
         out.add(
             "AGE_SITE_HISTOLOGY",
             WARNING,
             ("morphology", "diagnosis_date"),
             f"histology {form.morphology} is unlikely at age {age}",
         )
-    if site is not None and within(tables.age_by_site.get(site, ())):
+    if site is not None and age in tables.age_by_site.get(site, ()):
         out.add(
             "AGE_SITE_HISTOLOGY",
             WARNING,
@@ -237,7 +234,7 @@ def _ages(
     if (
         site is not None
         and histology is not None
-        and within(tables.age_by_group_histology.get((site // 10, histology), ()))
+        and age in tables.age_by_group_histology.get((site // 10, histology), ())
     ):
         out.add(
             "AGE_SITE_HISTOLOGY",

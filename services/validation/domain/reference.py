@@ -22,7 +22,9 @@ from shared.events.forms import Sex
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 AgeRange = tuple[int, int]  # inclusive, completed years
+Ages = frozenset[int]  # the completed years an age rule covers, expanded for a set lookup
 K = TypeVar("K")
+MAX_AGE = 120
 
 
 class ReferenceDataError(ValueError):
@@ -193,9 +195,9 @@ class CheckTables:
     topographies: frozenset[int]
     behaviours_by_histology: dict[int, frozenset[int]]
     basis_labels: dict[int, str]
-    age_by_histology: dict[int, tuple[AgeRange, ...]]
-    age_by_site: dict[int, tuple[AgeRange, ...]]
-    age_by_group_histology: dict[tuple[int, int], tuple[AgeRange, ...]]
+    age_by_histology: dict[int, Ages]
+    age_by_site: dict[int, Ages]
+    age_by_group_histology: dict[tuple[int, int], Ages]
     invalid_sex_groups: dict[Sex, frozenset[int]]
     rare_sex_histology: dict[tuple[Sex, int], frozenset[int]]  # -> behaviours
     rare_behaviour_groups: dict[int, frozenset[int]]  # behaviour -> site groups
@@ -379,8 +381,8 @@ def _lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _grouped(pairs: Iterable[tuple[K, AgeRange]]) -> dict[K, tuple[AgeRange, ...]]:
-    grouped: defaultdict[K, list[AgeRange]] = defaultdict(list)
-    for key, ages in pairs:
-        grouped[key].append(ages)
-    return {key: tuple(ages) for key, ages in grouped.items()}
+def _grouped(pairs: Iterable[tuple[K, AgeRange]]) -> dict[K, Ages]:
+    grouped: defaultdict[K, set[int]] = defaultdict(set)
+    for key, (low, high) in pairs:
+        grouped[key].update(range(low, min(high, MAX_AGE) + 1))
+    return {key: frozenset(ages) for key, ages in grouped.items()}
