@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -71,8 +72,9 @@ class TumourRow(Base):
     with_override: Mapped[bool | None] = mapped_column(Boolean)
     diagnosis_reported_on: Mapped[date | None] = mapped_column(Date)
     treatment_reported_on: Mapped[date | None] = mapped_column(Date)
-    follow_ups: Mapped[list[Any]] = mapped_column(JSON)  # [[submission id, supersedes, last contact, death]]
-    tallies: Mapped[list[Any]] = mapped_column(JSON)  # [[received year, metric, key, count]]
+    # JSON text, written and read with orjson: a replay rewrites these columns for every tumour it touches.
+    follow_ups: Mapped[str] = mapped_column(Text)  # [[submission id, supersedes, last contact, death]]
+    tallies: Mapped[str] = mapped_column(Text)  # [[received year, metric, key, count]]
     follow_up_due: Mapped[bool] = mapped_column(Boolean)
     follow_up_reported: Mapped[bool] = mapped_column(Boolean)
     next_due_on: Mapped[date | None] = mapped_column(Date, index=True)  # the reminder sweep's index
@@ -212,9 +214,9 @@ def _tumour_from(row: Any) -> Tumour:
                 date.fromisoformat(contact),
                 date.fromisoformat(death) if death else None,
             )
-            for sid, supersedes, contact, death in row.follow_ups
+            for sid, supersedes, contact, death in orjson.loads(row.follow_ups)
         ],
-        tallies={(year, metric, key): count for year, metric, key, count in row.tallies},
+        tallies={(year, metric, key): count for year, metric, key, count in orjson.loads(row.tallies)},
         follow_up_due=row.follow_up_due,
         follow_up_reported=row.follow_up_reported,
         next_due_on=row.next_due_on,
@@ -240,16 +242,10 @@ def _tumour_row(tumour: Tumour) -> dict[str, Any]:
         "with_override": d.with_override if d else None,
         "diagnosis_reported_on": tumour.diagnosis_reported_on,
         "treatment_reported_on": tumour.treatment_reported_on,
-        "follow_ups": [
-            [
-                str(f.submission_id),
-                str(f.supersedes) if f.supersedes else None,
-                f.last_contact_date.isoformat(),
-                f.death_date.isoformat() if f.death_date else None,
-            ]
-            for f in tumour.follow_ups
-        ],
-        "tallies": [[year, metric, key, count] for (year, metric, key), count in tumour.tallies.items()],
+        "follow_ups": orjson.dumps(
+            [[f.submission_id, f.supersedes, f.last_contact_date, f.death_date] for f in tumour.follow_ups]
+        ).decode(),
+        "tallies": orjson.dumps([[*key, count] for key, count in tumour.tallies.items()]).decode(),
         "follow_up_due": tumour.follow_up_due,
         "follow_up_reported": tumour.follow_up_reported,
         "next_due_on": tumour.next_due_on,

@@ -14,7 +14,8 @@ from enum import StrEnum
 from shared.events import FormType
 from shared.events.stats import ReminderKind, ReminderStatus
 
-# Tally keys: (received year, metric, key), e.g. (2024, "accepted", "treatment").
+# Tally keys: (received year, metric, key), e.g. (2024, "accepted", "treatment"); form types are StrEnums,
+# equal to (and stored as) their plain string values.
 TallyKey = tuple[int, str, str]
 
 

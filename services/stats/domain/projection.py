@@ -10,13 +10,14 @@ of the final facts, so live consumption, redelivery and a replay all arrive at t
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import TypeVar
 
 from services.stats.domain.figures import TOTAL, UNCLASSIFIED, M, age_group
-from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, TallyKey, Tumour
+from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, Tumour
 from services.stats.domain.reminders import ReminderPolicy, evaluate, reconcile
 from shared.events import (
     DiagnosisForm,
@@ -39,6 +40,7 @@ CounterKey = tuple[str, int, str, str]
 _HospitalKey = tuple[str, int, str, str]  # (hospital, period, metric, key), before adding up
 
 _K = TypeVar("_K", bound=tuple[object, ...])
+_FORM_TYPES = {form_type.value: form_type for form_type in FormType}
 _VERIFIED_BASES = frozenset({5, 6, 7})  # cytology/haematology, histology of a metastasis, of the primary
 
 
@@ -80,38 +82,45 @@ class Changes:
 
 def project(state: BatchState, events: Sequence[InputEvent], today: date, policy: ReminderPolicy) -> Changes:
     """Apply `events` in order to `state` (re-evaluating every loaded child as of `today`)."""
-    before = {p: _contributions(tumours.values()) for p, tumours in state.children.items()}
+    # Contributions are lists of counter cells, counted by Counter.update (a C loop): the hot path of
+    # a replay, where a batch touches thousands of tumours.
+    tumours_before, children_before = Counter[_HospitalKey](), Counter[CounterKey]()
+    for tumours in state.children.values():
+        _count(tumours.values(), tumours_before, children_before)
     for event in events:
         if isinstance(event, ReceiptIssued):
             apply_receipt(state, event)
         else:
             apply_outcome(state, event)
 
-    hospital_deltas: dict[_HospitalKey, int] = dict(state.unattributed)
-    counters: dict[CounterKey, int] = {}
+    counters = Counter[CounterKey]()
     reminders: list[Reminder] = []
+    tumours_after, children_after = Counter[_HospitalKey](), Counter[CounterKey]()
     for pseudonym, tumours in state.children.items():
         owed = evaluate(list(tumours.values()), today, policy)
         stored = state.reminders.get(pseudonym, {})
         for tumour in tumours.values():
             mine = {rid: r for rid, r in stored.items() if (r.hospital_id, r.tumour_ref) == tumour.key}
+            if not mine and not owed[tumour.key]:
+                continue
             for reminder in reconcile(tumour, owed[tumour.key], mine, today):
                 reminders.append(reminder)
                 was_open = reminder.reminder_id in mine and mine[reminder.reminder_id].status is ReminderStatus.OPEN
                 change = (reminder.status is ReminderStatus.OPEN) - was_open
                 if change:
                     for scope in (reminder.hospital_id, REGISTRY_SCOPE):
-                        _add(counters, (scope, TOTAL, M.REMINDERS, reminder.kind.value), change)
-        tumour_before, child_before = before.get(pseudonym, ({}, {}))
-        tumour_after, child_after = _contributions(tumours.values())
-        _subtract_into(hospital_deltas, tumour_before, tumour_after)
-        _subtract_into(counters, child_before, child_after)
+                        counters[(scope, TOTAL, M.REMINDERS, reminder.kind.value)] += change
+        _count(tumours.values(), tumours_after, children_after)
 
-    for (hospital, period, metric, key), change in hospital_deltas.items():
+    tumours_after.subtract(tumours_before)
+    tumours_after.update(state.unattributed)
+    for (hospital, period, metric, key), change in tumours_after.items():
         if change:
             for scope in (hospital, REGISTRY_SCOPE):
-                _add(counters, (scope, period, metric, key), change)
-                _add(counters, (scope, TOTAL, metric, key), change)
+                counters[(scope, period, metric, key)] += change
+                counters[(scope, TOTAL, metric, key)] += change
+    counters.update(children_after)
+    counters.subtract(children_before)
     return Changes(
         tumours=[t for tumours in state.children.values() for t in tumours.values()],
         submissions=[state.submissions[sid] for sid in state.touched_submissions],
@@ -128,7 +137,7 @@ def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
     if submission.receipted:
         return
     submission.receipted = True
-    tally = (submission.received_year, M.RECEIVED, submission.form_type.value)
+    tally = (submission.received_year, M.RECEIVED, submission.form_type)
     if submission.pseudonym is None or submission.tumour_ref is None:
         _add(state.unattributed, (submission.hospital_id, *tally), 1)
     else:
@@ -137,7 +146,7 @@ def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
 
 def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionRejected) -> None:
     form = event.form
-    form_type = FormType(form.form_type)
+    form_type = _FORM_TYPES[form.form_type]
     submission = _submission(state, event.submission_id, event.hospital_id, form_type, event.received_at)
     tumour = state.tumour(event.child.pseudonym, event.hospital_id, form.tumour_ref)
     year = submission.received_year
@@ -145,8 +154,8 @@ def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionReje
         # Decided again (validation replayed with new coding tables): the new outcome replaces the old.
         _tally_outcome(tumour, submission, -1)
     elif submission.receipted:
-        _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, form_type.value), -1)
-        _add(tumour.tallies, (year, M.RECEIVED, form_type.value), 1)
+        _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, form_type), -1)
+        _add(tumour.tallies, (year, M.RECEIVED, form_type), 1)
     accepted = isinstance(event, SubmissionValidated)
     submission.outcome = Outcome.ACCEPTED if accepted else Outcome.REJECTED
     submission.pseudonym, submission.tumour_ref = event.child.pseudonym, form.tumour_ref
@@ -194,66 +203,66 @@ def rejecting_codes(findings: Iterable[Finding]) -> tuple[str, ...]:
     )
 
 
-def tumour_contributions(tumour: Tumour) -> dict[TallyKey, int]:
-    """What one tumour adds to its hospital's counters, by (period, metric, key), periods being years.
+def tumour_contributions(tumour: Tumour) -> list[_HospitalKey]:
+    """The counter cells one tumour adds one to (a cell listed twice, two), as (hospital, year, metric, key).
 
     Submissions count on the tumour's diagnosis year once it has an accepted diagnosis, before that on
     the year they were received.
     """
-    diagnosis = tumour.diagnosis
+    hospital, diagnosis = tumour.hospital_id, tumour.diagnosis
+    cells: list[_HospitalKey] = []
     if diagnosis is None:
-        return dict(tumour.tallies)
+        for (received_year, metric, key), count in tumour.tallies.items():
+            cells += [(hospital, received_year, metric, key)] * count
+        return cells
     year = diagnosis.diagnosis_date.year
-    out: dict[TallyKey, int] = {}
     for (_, metric, key), count in tumour.tallies.items():
-        _add(out, (year, metric, key), count)
-    facts = [
-        (M.TUMOURS, ""),
-        (M.MAIN_GROUP, diagnosis.main_group or UNCLASSIFIED),
-        (M.SUBGROUP, diagnosis.subgroup or UNCLASSIFIED),
-        (M.SEX, diagnosis.sex),
-        (M.AGE, age_group(diagnosis.birth_date, diagnosis.diagnosis_date)),
+        cells += [(hospital, year, metric, key)] * count
+    cells += [
+        (hospital, year, M.TUMOURS, ""),
+        (hospital, year, M.MAIN_GROUP, diagnosis.main_group or UNCLASSIFIED),
+        (hospital, year, M.SUBGROUP, diagnosis.subgroup or UNCLASSIFIED),
+        (hospital, year, M.SEX, diagnosis.sex),
+        (hospital, year, M.AGE, age_group(diagnosis.birth_date, diagnosis.diagnosis_date)),
     ]
     if tumour.diagnosis_reported_on is not None:
-        facts.append((M.DIAGNOSIS_DAYS, str((tumour.diagnosis_reported_on - diagnosis.diagnosis_date).days)))
+        days = (tumour.diagnosis_reported_on - diagnosis.diagnosis_date).days
+        cells.append((hospital, year, M.DIAGNOSIS_DAYS, str(days)))
     if tumour.treatment_reported_on is not None:
-        facts.append((M.TREATED, ""))
-        facts.append((M.TREATMENT_DAYS, str((tumour.treatment_reported_on - diagnosis.diagnosis_date).days)))
+        days = (tumour.treatment_reported_on - diagnosis.diagnosis_date).days
+        cells += [(hospital, year, M.TREATED, ""), (hospital, year, M.TREATMENT_DAYS, str(days))]
     if tumour.follow_up_due:
-        facts.append((M.FOLLOW_UP_DUE, ""))
+        cells.append((hospital, year, M.FOLLOW_UP_DUE, ""))
         if tumour.follow_up_reported:
-            facts.append((M.FOLLOW_UP_REPORTED, ""))
+            cells.append((hospital, year, M.FOLLOW_UP_REPORTED, ""))
     if diagnosis.basis in _VERIFIED_BASES:
-        facts.append((M.VERIFIED, ""))
+        cells.append((hospital, year, M.VERIFIED, ""))
     if "8000" <= diagnosis.morphology <= "8005":  # neoplasm/tumour/cells NOS: morphology unspecified
-        facts.append((M.UNSPECIFIED_MORPHOLOGY, ""))
+        cells.append((hospital, year, M.UNSPECIFIED_MORPHOLOGY, ""))
     if diagnosis.topography == "C80.9":
-        facts.append((M.UNKNOWN_SITE, ""))
+        cells.append((hospital, year, M.UNKNOWN_SITE, ""))
     if diagnosis.with_override:
-        facts.append((M.OVERRIDE, ""))
-    for metric, key in facts:
-        _add(out, (year, metric, key), 1)
-    return out
+        cells.append((hospital, year, M.OVERRIDE, ""))
+    return cells
 
 
-def child_contributions(tumours: Iterable[Tumour]) -> dict[CounterKey, int]:
+def child_contributions(tumours: Iterable[Tumour]) -> set[CounterKey]:
     """A child counts once in every scope and diagnosis year where it has a diagnosed tumour."""
-    cells: set[tuple[str, int]] = set()
+    cells: set[CounterKey] = set()
     for tumour in tumours:
         if tumour.diagnosis is not None:
             year = tumour.diagnosis.diagnosis_date.year
             for scope in (tumour.hospital_id, REGISTRY_SCOPE):
-                cells.update(((scope, year), (scope, TOTAL)))
-    return {(scope, period, M.CHILDREN, ""): 1 for scope, period in cells}
+                cells.add((scope, year, M.CHILDREN, ""))
+                cells.add((scope, TOTAL, M.CHILDREN, ""))
+    return cells
 
 
-def _contributions(tumours: Iterable[Tumour]) -> tuple[dict[_HospitalKey, int], dict[CounterKey, int]]:
+def _count(tumours: Iterable[Tumour], by_hospital: Counter[_HospitalKey], by_scope: Counter[CounterKey]) -> None:
     tumours = list(tumours)
-    by_hospital: dict[_HospitalKey, int] = {}
     for tumour in tumours:
-        for (period, metric, key), count in tumour_contributions(tumour).items():
-            _add(by_hospital, (tumour.hospital_id, period, metric, key), count)
-    return by_hospital, child_contributions(tumours)
+        by_hospital.update(tumour_contributions(tumour))
+    by_scope.update(child_contributions(tumours))
 
 
 def _submission(
@@ -269,7 +278,7 @@ def _submission(
 
 
 def _tally_outcome(tumour: Tumour, submission: Submission, sign: int) -> None:
-    year, form_type = submission.received_year, submission.form_type.value
+    year, form_type = submission.received_year, submission.form_type
     metric = M.ACCEPTED if submission.outcome is Outcome.ACCEPTED else M.REJECTED
     _add(tumour.tallies, (year, metric, form_type), sign)
     for code in submission.rejection_codes:
@@ -286,10 +295,3 @@ def _add(target: dict[_K, int], key: _K, change: int) -> None:
         target[key] = value
     else:
         target.pop(key, None)
-
-
-def _subtract_into(target: dict[_K, int], before: dict[_K, int], after: dict[_K, int]) -> None:
-    for key, count in before.items():
-        _add(target, key, -count)
-    for key, count in after.items():
-        _add(target, key, count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,7 +52,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'stats.db'}"
 
 
-def stats_settings(database_url: str, **overrides: object) -> StatsSettings:
+def stats_settings(database_url: str, **overrides: Any) -> StatsSettings:
     return StatsSettings(database_url=database_url, kafka=KafkaSettings(topic_prefix="unit."), **overrides)
 
 

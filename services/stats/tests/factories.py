@@ -217,3 +217,59 @@ def story() -> Story:
 
 
 STORY_TODAY = date(2025, 2, 1)
+
+
+def synthetic(children: int, seed: int = 1, first_year: int = 2015) -> list[ReceiptIssued | Outcome]:
+    """A reporting history of `children` children in the order intake and validation produce it: per
+    child a diagnosis (sometimes rejected first, sometimes corrected), treatment reports, follow-ups."""
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(seed)
+    hospitals = ("ous", "haukeland", "st-olav", "unn")
+    codes = (
+        ("C42.1", "9836", 5, ("I", "Ia")),
+        ("C71.6", "9470", 7, ("III", "IIIc")),
+        ("C74.9", "9500", 7, ("IV", "IVa")),
+        ("C64.9", "8960", 7, ("VI", "VIa")),
+        ("C77.3", "9650", 7, ("II", "IIa")),
+        ("C80.9", "8000", 2, ("XII", "XIIb")),
+    )
+    timed: list[tuple[datetime, int, ReceiptIssued | Outcome]] = []
+
+    def emit(outcome: Outcome) -> Outcome:
+        timed.append((outcome.received_at, len(timed), receipt(outcome)))
+        timed.append((outcome.received_at + timedelta(seconds=2), len(timed), outcome))
+        return outcome
+
+    def day(d: date) -> str:
+        return d.isoformat()
+
+    for n in range(children):
+        hospital = hospitals[rng.randrange(4)]
+        diagnosed = date(first_year, 1, 1) + timedelta(days=rng.randrange(365 * 9))
+        born = diagnosed - timedelta(days=rng.randrange(1, 365 * 17))
+        kid = child(f"child-{seed}-{n}", day(born), rng.choice(("female", "male")))
+        ref = f"T{n}"
+        topography, morphology, basis, iccc = codes[rng.randrange(len(codes))]
+        reported = diagnosed + timedelta(days=rng.randrange(1, 60))
+        if rng.random() < 0.1:
+            emit(diagnosis(hospital, kid, ref, day(diagnosed), day(reported), accepted=False,
+                           findings=(finding("E_DATES"),)))  # fmt: skip
+            reported += timedelta(days=rng.randrange(1, 10))
+        first = emit(diagnosis(hospital, kid, ref, day(diagnosed), day(reported), topography=topography,
+                               morphology=morphology, basis=basis, iccc=iccc))  # fmt: skip
+        if rng.random() < 0.1:
+            emit(diagnosis(hospital, kid, ref, day(diagnosed), day(reported + timedelta(days=3)),
+                           topography=topography, morphology=morphology, basis=basis, iccc=iccc,
+                           supersedes=first.submission_id))  # fmt: skip
+        if rng.random() < 0.9:
+            for k in range(rng.randrange(1, 4)):
+                sent = reported + timedelta(days=rng.randrange(1, 90) + 30 * k)
+                emit(treatment(hospital, kid, ref, day(diagnosed + timedelta(days=3)), day(sent)))
+        for years in (1, 3, 5):
+            if rng.random() < 0.8:
+                contact = diagnosed + timedelta(days=365 * years + rng.randrange(-60, 60))
+                emit(follow_up(hospital, kid, ref, day(contact), day(contact + timedelta(days=rng.randrange(1, 30)))))
+    timed.sort(key=lambda item: (item[0], item[1]))
+    return [event for _, _, event in timed]

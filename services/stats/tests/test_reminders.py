@@ -128,5 +128,6 @@ async def test_reminders_carry_no_pseudonym(stats: StatsApplication, clock: Manu
     await stats.apply([diagnosis("ous", NORA, "N1", "2024-01-02", "2024-01-08")])
 
     [message] = published
+    assert isinstance(message.event, ReminderChanged)
     assert NORA.pseudonym.encode() not in message.event.to_json()
     assert message.event.missing_form is FormType.TREATMENT
