@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import kafka, platform, postgres, services, tokens
+from deploy.cli import deadletters, kafka, platform, postgres, replay, services, tokens, topics
 from services.export import cli as export_cli
 from services.intake import cli as intake_cli
 from services.stats import cli as stats_cli
@@ -21,6 +21,9 @@ app.command("down")(platform.down)
 app.command("status")(platform.status)
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(postgres.app, name="postgres")
+app.add_typer(topics.app, name="topics")
+app.add_typer(deadletters.app, name="deadletters")
+app.command("replay")(replay.replay)
 app.command("serve")(services.serve)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(intake_cli.app, name="intake")
