@@ -219,14 +219,18 @@ def story() -> Story:
 STORY_TODAY = date(2025, 2, 1)
 
 
-def synthetic(children: int, seed: int = 1, first_year: int = 2015) -> list[ReceiptIssued | Outcome]:
+def synthetic(
+    children: int,
+    seed: int = 1,
+    first_year: int = 2015,
+    hospitals: tuple[str, ...] = ("ous", "haukeland", "st-olav", "unn"),
+) -> list[ReceiptIssued | Outcome]:
     """A reporting history of `children` children in the order intake and validation produce it: per
     child a diagnosis (sometimes rejected first, sometimes corrected), treatment reports, follow-ups."""
     import random
     from datetime import timedelta
 
     rng = random.Random(seed)
-    hospitals = ("ous", "haukeland", "st-olav", "unn")
     codes = (
         ("C42.1", "9836", 5, ("I", "Ia")),
         ("C71.6", "9470", 7, ("III", "IIIc")),
@@ -246,7 +250,7 @@ def synthetic(children: int, seed: int = 1, first_year: int = 2015) -> list[Rece
         return d.isoformat()
 
     for n in range(children):
-        hospital = hospitals[rng.randrange(4)]
+        hospital = hospitals[rng.randrange(len(hospitals))]
         diagnosed = date(first_year, 1, 1) + timedelta(days=rng.randrange(365 * 9))
         born = diagnosed - timedelta(days=rng.randrange(1, 365 * 17))
         kid = child(f"child-{seed}-{n}", day(born), rng.choice(("female", "male")))
