@@ -38,16 +38,6 @@ class Tumour(Base):
     diagnosis_date: Mapped[date] = mapped_column(Date)
     submission_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
-    def known(self) -> KnownTumour:
-        return KnownTumour(
-            hospital_id=self.hospital_id,
-            tumour_ref=self.tumour_ref,
-            site_group=self.site_group,
-            histology_group=self.histology_group,
-            diagnosis_date=self.diagnosis_date,
-            submission_id=self.submission_id,
-        )
-
 
 TumourKey = tuple[str, str, str]  # child pseudonym, hospital, tumour reference
 
@@ -68,8 +58,32 @@ class TumourLedger:
         wanted = set(children)
         if not wanted:
             return cls()
-        rows = await session.scalars(select(Tumour).where(Tumour.child_pseudonym.in_(wanted)))
-        return cls((row.child_pseudonym, row.known()) for row in rows)
+        # Plain rows, not ORM objects: the ledger is the batch's working copy, the identity map adds nothing.
+        rows = await session.execute(
+            select(
+                Tumour.child_pseudonym,
+                Tumour.hospital_id,
+                Tumour.tumour_ref,
+                Tumour.site_group,
+                Tumour.histology_group,
+                Tumour.diagnosis_date,
+                Tumour.submission_id,
+            ).where(Tumour.child_pseudonym.in_(wanted))
+        )
+        return cls(
+            (
+                row.child_pseudonym,
+                KnownTumour(
+                    hospital_id=row.hospital_id,
+                    tumour_ref=row.tumour_ref,
+                    site_group=row.site_group,
+                    histology_group=row.histology_group,
+                    diagnosis_date=row.diagnosis_date,
+                    submission_id=row.submission_id,
+                ),
+            )
+            for row in rows
+        )
 
     def of(self, child: str) -> list[KnownTumour]:
         return list(self._by_child.get(child, {}).values())
