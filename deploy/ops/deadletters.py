@@ -13,6 +13,7 @@ id it has already processed, so operators see an extra record and some lag, neve
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import getpass
 import json
@@ -21,6 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 from pydantic import AwareDatetime, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -215,15 +219,19 @@ def original_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 
 
 def readable(raw: bytes) -> tuple[Literal["json", "text", "base64"], Any]:
-    """How to show bytes: parsed JSON when they are JSON, else text when UTF-8, else base64."""
+    """How to show bytes: parsed JSON when they are JSON, else text when printable UTF-8 (control
+    characters would garble a terminal), else base64."""
     try:
         return "json", json.loads(raw)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
         pass
     try:
-        return "text", raw.decode()
+        text = raw.decode()
     except UnicodeDecodeError:
-        return "base64", base64.b64encode(raw).decode()
+        text = None
+    if text is not None and all(c.isprintable() or c in "\n\r\t" for c in text):
+        return "text", text
+    return "base64", base64.b64encode(raw).decode()
 
 
 # -- redrive -------------------------------------------------------------------------------------
@@ -274,18 +282,17 @@ async def plan_redrive(
 ) -> RedrivePlan:
     """`ids`, or every dead letter when None, narrowed to `source_topic`. `force` redrives named letters
     again; `--all` never does, so running it twice is safe."""
+    elsewhere: list[tuple[StoredLetter, str]] = []
     if ids is None:
         listing = await list_dead_letters(settings, source_topic, on_progress)
         letters, markers = listing.letters, listing.redriven
     else:
-        letters = await fetch_letters(settings, ids)
+        named = await fetch_letters(settings, ids)
+        letters = [s for s in named if matches_source(settings, s.letter, source_topic)]
+        elsewhere = [(s, f"from {s.letter.source_topic}, not {source_topic}") for s in named if s not in letters]
         markers = await redriven_markers(settings)
     plan = select_for_redrive(letters, markers, force=force and ids is not None, can_unseal=can_unseal)
-    other_source = [s for s in plan.selected if not matches_source(settings, s.letter, source_topic)]
-    return RedrivePlan(
-        [s for s in plan.selected if s not in other_source],
-        plan.skipped + [(s, f"from {s.letter.source_topic}, not {source_topic}") for s in other_source],
-    )
+    return RedrivePlan(plan.selected, elsewhere + plan.skipped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +328,7 @@ async def redrive(
                     partition=letter.partition,  # where it was: the child's other records are there
                     headers=original_headers(letter),
                 )
-            except Exception as exc:  # one letter's failure must not stop the others; it is reported
+            except (OpsError, KafkaError, ValueError) as exc:  # reported; the other letters still go
                 failed.append((stored, str(exc) or type(exc).__name__))
                 continue
             sent.append((stored, future))
@@ -330,8 +337,8 @@ async def redrive(
         for done, (stored, future) in enumerate(sent, 1):
             try:
                 metadata = await future
-            except Exception as exc:
-                failed.append((stored, f"not redriven: {exc or type(exc).__name__}"))
+            except KafkaError as exc:
+                failed.append((stored, f"not redriven: {exc!r}"))
                 continue
             marker = Redriven(
                 dead_letter_event_id=stored.letter.event_id,
@@ -351,20 +358,17 @@ async def redrive(
         for stored, marker, future in markers:
             try:
                 await future
-            except Exception as exc:
-                failed.append(
-                    (
-                        stored,
-                        f"redriven to {marker.redriven_partition}:{marker.redriven_offset} but not recorded "
-                        f"({exc}); a later --all redrives it again",
-                    )
-                )
+            except KafkaError as exc:
+                where = f"partition {marker.redriven_partition} offset {marker.redriven_offset}"
+                failed.append((stored, f"redriven to {where} but not recorded ({exc!r}): --all would redrive it again"))
                 continue
             recorded.append(marker)
     return RedriveResult(recorded, failed)
 
 
-async def _send_marker(client: Any, settings: KafkaSettings, marker: Redriven) -> Any:
+async def _send_marker(
+    client: AIOKafkaProducer, settings: KafkaSettings, marker: Redriven
+) -> asyncio.Future[RecordMetadata]:
     return await client.send(
         settings.topic(DEAD_LETTERS_REDRIVEN),
         marker.to_json(),

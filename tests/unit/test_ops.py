@@ -130,6 +130,8 @@ def test_values_show_as_json_text_or_base64() -> None:
     assert readable(b'{"a": [1]}') == ("json", {"a": [1]})
     assert readable("ærlig".encode()) == ("text", "ærlig")
     assert readable(b"\xff\x00") == ("base64", base64.b64encode(b"\xff\x00").decode())
+    assert readable(b"\x00\x01") == ("base64", "AAE=")  # valid UTF-8, but control characters
+    assert readable(b"line\n\tnext") == ("text", "line\n\tnext")
 
 
 def test_redrive_selects_each_source_record_once_and_skips_what_was_redriven() -> None:
