@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     Index,
     Integer,
     SmallInteger,
@@ -53,30 +51,17 @@ class ProcessedMessage(ProcessedMessageMixin, Base):
 
 
 class TumourRow(Base):
+    """A tumour's facts as one compact JSON document (orjson): a replay rewrites a row for every tumour
+    it touches, and the figures are read from the counters, never from these rows."""
+
     __tablename__ = "tumours"
 
     # The pseudonym leads the key: a batch loads every tumour of the children it concerns.
     pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
     hospital_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     tumour_ref: Mapped[str] = mapped_column(String(64), primary_key=True)
-    diagnosis_submission_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    diagnosis_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    diagnosis_date: Mapped[date | None] = mapped_column(Date)
-    birth_date: Mapped[date | None] = mapped_column(Date)
-    sex: Mapped[str | None] = mapped_column(String(8))
-    topography: Mapped[str | None] = mapped_column(String(8))
-    morphology: Mapped[str | None] = mapped_column(String(4))
-    basis: Mapped[int | None] = mapped_column(SmallInteger)
-    main_group: Mapped[str | None] = mapped_column(String(8))
-    subgroup: Mapped[str | None] = mapped_column(String(8))
-    with_override: Mapped[bool | None] = mapped_column(Boolean)
-    diagnosis_reported_on: Mapped[date | None] = mapped_column(Date)
-    treatment_reported_on: Mapped[date | None] = mapped_column(Date)
-    # JSON text, written and read with orjson: a replay rewrites these columns for every tumour it touches.
-    follow_ups: Mapped[str] = mapped_column(Text)  # [[submission id, supersedes, last contact, death]]
-    tallies: Mapped[str] = mapped_column(Text)  # [[received year, metric, key, count]]
-    follow_up_due: Mapped[bool] = mapped_column(Boolean)
-    follow_up_reported: Mapped[bool] = mapped_column(Boolean)
+    facts: Mapped[str] = mapped_column(Text)
+    diagnosed: Mapped[bool] = mapped_column(Boolean)
     next_due_on: Mapped[date | None] = mapped_column(Date, index=True)  # the reminder sweep's index
 
 
@@ -91,7 +76,7 @@ class SubmissionRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(8))
     pseudonym: Mapped[str | None] = mapped_column(String(64))
     tumour_ref: Mapped[str | None] = mapped_column(String(64))
-    rejection_codes: Mapped[list[str]] = mapped_column(JSON)
+    rejection_codes: Mapped[str] = mapped_column(String(400))  # space-separated finding codes
 
 
 class ReminderRow(Base):
@@ -154,13 +139,6 @@ _V = cast(Table, ScopeRow.__table__)
 _D = cast(Table, DailySnapshotRow.__table__)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were stored in UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
@@ -184,70 +162,78 @@ async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]
 # --- tumours ---------------------------------------------------------------------------------------
 
 
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value is not None else None
+
+
 def _tumour_from(row: Any) -> Tumour:
+    facts = orjson.loads(row.facts)
     diagnosis = None
-    if row.diagnosis_submission_id is not None:
+    if (d := facts["diagnosis"]) is not None:
         diagnosis = Diagnosis(
-            submission_id=row.diagnosis_submission_id,
-            received_at=_aware(row.diagnosis_received_at),  # type: ignore[arg-type]
-            diagnosis_date=row.diagnosis_date,
-            birth_date=row.birth_date,
-            sex=row.sex,
-            topography=row.topography,
-            morphology=row.morphology,
-            basis=row.basis,
-            main_group=row.main_group,
-            subgroup=row.subgroup,
-            with_override=row.with_override,
+            submission_id=uuid.UUID(d[0]),
+            received_at=datetime.fromisoformat(d[1]),
+            diagnosis_date=date.fromisoformat(d[2]),
+            birth_date=date.fromisoformat(d[3]),
+            sex=d[4],
+            topography=d[5],
+            morphology=d[6],
+            basis=d[7],
+            main_group=d[8],
+            subgroup=d[9],
+            with_override=d[10],
         )
     return Tumour(
         pseudonym=row.pseudonym,
         hospital_id=row.hospital_id,
         tumour_ref=row.tumour_ref,
         diagnosis=diagnosis,
-        diagnosis_reported_on=row.diagnosis_reported_on,
-        treatment_reported_on=row.treatment_reported_on,
+        diagnosis_reported_on=_day(facts["diagnosis_reported_on"]),
+        treatment_reported_on=_day(facts["treatment_reported_on"]),
         follow_ups=[
             FollowUp(
-                uuid.UUID(sid),
-                uuid.UUID(supersedes) if supersedes else None,
-                date.fromisoformat(contact),
-                date.fromisoformat(death) if death else None,
+                uuid.UUID(sid), uuid.UUID(supersedes) if supersedes else None, date.fromisoformat(contact), _day(death)
             )
-            for sid, supersedes, contact, death in orjson.loads(row.follow_ups)
+            for sid, supersedes, contact, death in facts["follow_ups"]
         ],
-        tallies={(year, metric, key): count for year, metric, key, count in orjson.loads(row.tallies)},
-        follow_up_due=row.follow_up_due,
-        follow_up_reported=row.follow_up_reported,
+        tallies={(year, metric, key): count for year, metric, key, count in facts["tallies"]},
+        follow_up_due=facts["follow_up_due"],
+        follow_up_reported=facts["follow_up_reported"],
         next_due_on=row.next_due_on,
     )
 
 
 def _tumour_row(tumour: Tumour) -> dict[str, Any]:
     d = tumour.diagnosis
+    facts = {
+        "diagnosis": None
+        if d is None
+        else [
+            d.submission_id,
+            d.received_at,
+            d.diagnosis_date,
+            d.birth_date,
+            d.sex,
+            d.topography,
+            d.morphology,
+            d.basis,
+            d.main_group,
+            d.subgroup,
+            d.with_override,
+        ],
+        "diagnosis_reported_on": tumour.diagnosis_reported_on,
+        "treatment_reported_on": tumour.treatment_reported_on,
+        "follow_ups": [[f.submission_id, f.supersedes, f.last_contact_date, f.death_date] for f in tumour.follow_ups],
+        "tallies": [[*key, count] for key, count in tumour.tallies.items()],
+        "follow_up_due": tumour.follow_up_due,
+        "follow_up_reported": tumour.follow_up_reported,
+    }
     return {
         "pseudonym": tumour.pseudonym,
         "hospital_id": tumour.hospital_id,
         "tumour_ref": tumour.tumour_ref,
-        "diagnosis_submission_id": d.submission_id if d else None,
-        "diagnosis_received_at": d.received_at if d else None,
-        "diagnosis_date": d.diagnosis_date if d else None,
-        "birth_date": d.birth_date if d else None,
-        "sex": d.sex if d else None,
-        "topography": d.topography if d else None,
-        "morphology": d.morphology if d else None,
-        "basis": d.basis if d else None,
-        "main_group": d.main_group if d else None,
-        "subgroup": d.subgroup if d else None,
-        "with_override": d.with_override if d else None,
-        "diagnosis_reported_on": tumour.diagnosis_reported_on,
-        "treatment_reported_on": tumour.treatment_reported_on,
-        "follow_ups": orjson.dumps(
-            [[f.submission_id, f.supersedes, f.last_contact_date, f.death_date] for f in tumour.follow_ups]
-        ).decode(),
-        "tallies": orjson.dumps([[*key, count] for key, count in tumour.tallies.items()]).decode(),
-        "follow_up_due": tumour.follow_up_due,
-        "follow_up_reported": tumour.follow_up_reported,
+        "facts": orjson.dumps(facts).decode(),
+        "diagnosed": d is not None,
         "next_due_on": tumour.next_due_on,
     }
 
@@ -290,7 +276,7 @@ async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> d
                 outcome=Outcome(row.outcome) if row.outcome else None,
                 pseudonym=row.pseudonym,
                 tumour_ref=row.tumour_ref,
-                rejection_codes=tuple(row.rejection_codes),
+                rejection_codes=tuple(row.rejection_codes.split()),
             )
     return found
 
@@ -306,7 +292,7 @@ async def save_submissions(session: AsyncSession, submissions: Iterable[Submissi
             "outcome": s.outcome.value if s.outcome else None,
             "pseudonym": s.pseudonym,
             "tumour_ref": s.tumour_ref,
-            "rejection_codes": list(s.rejection_codes),
+            "rejection_codes": " ".join(s.rejection_codes),
         }
         for s in submissions
     ]
