@@ -110,7 +110,7 @@ class DeliveryWorker:
         if not claimed:
             return PassResult()
         delivered, refused, unavailable = await self._send(claimed)
-        return PassResult(delivered, refused, unavailable, more=len(candidates) == self._batch_size)
+        return PassResult(delivered, refused, unavailable, more=len(candidates) >= self._batch_size)
 
     async def deliver_all(self) -> PassResult:
         """Pass after pass until nothing is waiting, the sink is unavailable or another instance delivers."""

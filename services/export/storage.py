@@ -267,13 +267,15 @@ async def release_lease(session: AsyncSession, owner: str) -> None:
 
 
 async def waiting(session: AsyncSession, limit: int) -> list[LedgerOp]:
-    """Operations to deliver, in ledger order: pending ones, and those a crashed delivery left claimed.
+    """About `limit` operations to deliver, in ledger order: pending ones, and those a crashed delivery
+    left claimed, plus the later waiting operations of the same records, which may supersede them.
     A child with a failed operation waits whole until it is retried: its order must hold."""
+    statuses = [Status.PENDING.value, Status.SENDING.value]
     blocked = aliased(LedgerOp)
     query = (
         select(LedgerOp)
         .where(
-            LedgerOp.status.in_([Status.PENDING.value, Status.SENDING.value]),
+            LedgerOp.status.in_(statuses),
             ~exists().where(
                 and_(blocked.child_pseudonym == LedgerOp.child_pseudonym, blocked.status == Status.FAILED.value)
             ),
@@ -281,7 +283,19 @@ async def waiting(session: AsyncSession, limit: int) -> list[LedgerOp]:
         .order_by(LedgerOp.id)
         .limit(limit)
     )
-    return list(await session.scalars(query))
+    first = list(await session.scalars(query))
+    if not first:
+        return first
+    later = await session.scalars(
+        select(LedgerOp)
+        .where(
+            LedgerOp.record_id.in_({op.record_id for op in first}),
+            LedgerOp.status.in_(statuses),
+            LedgerOp.id > first[-1].id,
+        )
+        .order_by(LedgerOp.id)
+    )
+    return first + list(later)
 
 
 async def claim(session: AsyncSession, ids: Sequence[int]) -> set[int]:
