@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -112,12 +113,14 @@ class StatsApplication:
             if announce:
                 await self.publish(self._reminder_messages(changes.reminders, now))
         self._committed(changes)
-        for event in fresh:
-            if isinstance(event, SubmissionValidated | SubmissionRejected):
-                total = (
-                    SUBMISSIONS_ACCEPTED_TOTAL if isinstance(event, SubmissionValidated) else SUBMISSIONS_REJECTED_TOTAL
-                )
-                total.labels(hospital=event.hospital_id, form_type=event.form.form_type).inc()
+        outcomes = Counter(
+            (isinstance(e, SubmissionValidated), e.hospital_id, e.form.form_type)
+            for e in fresh
+            if isinstance(e, SubmissionValidated | SubmissionRejected)
+        )
+        for (accepted, hospital, form_type), count in outcomes.items():
+            total = SUBMISSIONS_ACCEPTED_TOTAL if accepted else SUBMISSIONS_REJECTED_TOTAL
+            total.labels(hospital=hospital, form_type=form_type).inc(count)
         return Applied(fresh, len(events) - len(fresh), changes.reminders)
 
     async def sweep(self, *, announce: bool = True) -> list[Reminder]:

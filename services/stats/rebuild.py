@@ -9,6 +9,7 @@ every scope gets a fresh snapshot. Run it with the stats service stopped.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -119,6 +120,18 @@ async def partitions_of(settings: KafkaSettings, topics: Sequence[str]) -> list[
     return sorted(TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"])
 
 
+async def _read_into(queue: asyncio.Queue[Batch | None], settings: KafkaSettings, batch_size: int) -> None:
+    try:
+        async for batch in read_from_beginning(settings, INPUT_TOPICS, batch_size):
+            await queue.put(batch)
+    finally:
+        # The end marker, after an error too (the applier then awaits this task and gets the error);
+        # a cancelled reader's applier has gone and waits for nothing.
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            await queue.put(None)
+
+
 @contextmanager
 def _bulk_gc() -> Iterator[None]:
     """A replay allocates millions of short-lived objects: collect the young generation less often."""
@@ -151,16 +164,23 @@ async def rebuild(
         )
         before = await stats.reset()
         with _bulk_gc():
-            async for batch in read_from_beginning(settings.kafka, INPUT_TOPICS, batch_size):
-                result = await stats.apply(batch.events, announce=False)
-                report.records += batch.records
-                report.undecodable += batch.undecodable
-                report.applied += len(result.applied)
-                report.duplicates += result.duplicates
-                for event in result.applied:
-                    report.by_topic[event.event_type] = report.by_topic.get(event.event_type, 0) + 1
-                if progress is not None:
-                    progress(report.records, batch.total)
+            # Reading and decoding the next batch overlaps with the database writing the current one.
+            batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
+            reader = asyncio.create_task(_read_into(batches, settings.kafka, batch_size))
+            try:
+                while (batch := await batches.get()) is not None:
+                    result = await stats.apply(batch.events, announce=False)
+                    report.records += batch.records
+                    report.undecodable += batch.undecodable
+                    report.applied += len(result.applied)
+                    report.duplicates += result.duplicates
+                    for event in result.applied:
+                        report.by_topic[event.event_type] = report.by_topic.get(event.event_type, 0) + 1
+                    if progress is not None:
+                        progress(report.records, batch.total)
+                await reader  # its error, if it failed
+            finally:
+                reader.cancel()
             await stats.sweep(announce=False)
         report.reminders_announced = len(await stats.announce_rebuilt(before))
         report.snapshots_published = len(await stats.flush())

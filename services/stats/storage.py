@@ -39,6 +39,8 @@ from shared.events import FormType
 from shared.events.stats import ReminderKind, ReminderStatus
 
 CONSUMER = "stats"  # the processed-ids consumer name of the stats subscription (and of a replay)
+_FORM_TYPES = {member.value: member for member in FormType}  # a dict lookup is much cheaper than FormType(value)
+_OUTCOMES = {member.value: member for member in Outcome}
 _CHUNK = 2000  # rows per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 
 
@@ -270,10 +272,10 @@ async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> d
             found[row.submission_id] = Submission(
                 submission_id=row.submission_id,
                 hospital_id=row.hospital_id,
-                form_type=FormType(row.form_type),
+                form_type=_FORM_TYPES[row.form_type],
                 received_year=row.received_year,
                 receipted=row.receipted,
-                outcome=Outcome(row.outcome) if row.outcome else None,
+                outcome=_OUTCOMES[row.outcome] if row.outcome else None,
                 pseudonym=row.pseudonym,
                 tumour_ref=row.tumour_ref,
                 rejection_codes=tuple(row.rejection_codes.split()),
@@ -467,7 +469,5 @@ async def count_rows(session: AsyncSession) -> dict[str, int]:
     counts = {}
     for table in (_T, _S, _R):
         counts[table.name] = await session.scalar(select(func.count()).select_from(table)) or 0
-    counts["diagnosed tumours"] = (
-        await session.scalar(select(func.count()).select_from(_T).where(_T.c.diagnosis_submission_id.is_not(None))) or 0
-    )
+    counts["diagnosed tumours"] = await session.scalar(select(func.count()).select_from(_T).where(_T.c.diagnosed)) or 0
     return counts

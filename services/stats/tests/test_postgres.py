@@ -1,0 +1,48 @@
+"""The projection on PostgreSQL, the production database: the same hand-computed figures, idempotence,
+reminders and daily snapshots as on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+
+from services.stats.app import MIGRATIONS
+from services.stats.application import StatsApplication
+from services.stats.tests.conftest import ManualClock, Published, stats_settings
+from services.stats.tests.factories import STORY_TODAY, story
+from services.stats.tests.test_projection import OUS_TOTAL
+from shared.db import create_engine, session_factory
+from shared.db.migrations import upgrade
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pg_stats(postgres_url: str, clock: ManualClock, published: Published) -> AsyncIterator[StatsApplication]:
+    engine = create_engine(postgres_url)
+    await upgrade(engine, MIGRATIONS)
+    yield StatsApplication(session_factory(engine), stats_settings(postgres_url), clock, published)
+    await engine.dispose()
+
+
+async def test_figures_idempotence_reminders_and_days_on_postgres(
+    pg_stats: StatsApplication, clock: ManualClock, published: Published
+) -> None:
+    events = story().events
+    clock.set_day(date(2025, 1, 20))
+    await pg_stats.apply(events[:9])
+    await pg_stats.flush()
+    clock.set_day(STORY_TODAY)
+    await pg_stats.apply(events)  # the first nine again: duplicates
+    await pg_stats.apply(events[::-1])
+    assert await pg_stats.sweep() == []
+    await pg_stats.flush()
+
+    assert (await pg_stats.current("ous")).total == OUS_TOTAL
+    assert {r.tumour_ref for r in await pg_stats.outstanding(None)} == {"C1", "E1", "H-7"}
+    days = await pg_stats.daily("ous", date(2025, 1, 20), STORY_TODAY)
+    assert len(days) == (STORY_TODAY - date(2025, 1, 20)).days + 1
+    assert days[-1][1].total == OUS_TOTAL
+    assert days[0][1].total.tumours < OUS_TOTAL.tumours
