@@ -6,12 +6,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from deploy.ops import OpsError
 from deploy.ops.clients import admin_client
+from shared.kafka.admin import create_missing
 from shared.settings import KafkaSettings
 from shared.topics import ALL_TOPICS, TopicSpec
 
@@ -77,26 +77,8 @@ async def create_topics(settings: KafkaSettings, topics: Sequence[TopicSpec] = A
     and the replication factor and min ISR of the settings. Existing topics are never altered (moving a
     keyed topic to more partitions would move children between partitions), only reported."""
     async with admin_client(settings) as admin:
-        existing = set(await admin.list_topics())
-        missing = [spec for spec in topics if settings.topic(spec) not in existing]
-        errors: dict[str, str] = {}
-        if missing:
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        settings.topic(spec),
-                        num_partitions=spec.partitions,
-                        replication_factor=settings.replication_factor,
-                        topic_configs=spec.config(settings.min_insync_replicas),
-                    )
-                    for spec in missing
-                ]
-            )
-            for topic, code, *message in response.topic_errors:
-                # Another process creating the same topic at the same moment is not a failure.
-                if code and for_code(code) is not TopicAlreadyExistsError:
-                    errors[topic] = (message[0] if message else None) or for_code(code).__name__
-        created = {settings.topic(spec) for spec in missing} - errors.keys()
+        created_names, errors = await create_missing(admin, settings, topics)
+        created = set(created_names)
         present = [settings.topic(spec) for spec in topics if settings.topic(spec) not in created | errors.keys()]
         described = {d.name: d for d in await _describe(admin, settings, present)}
     results = []
