@@ -11,7 +11,8 @@ Data minimisation, decided field by field:
 - Place: country and health region instead of the hospital.
 - Free text that may name people (late effects) travels only as a count; protocol and stage are
   short clinical labels and are kept.
-A new field or a changed meaning is a new `schema_version`; version 1 never changes.
+A new field or a changed meaning is a new `schema_version`; version 1 never changes. Its JSON Schema,
+for the Nordic side, is `transfer-record-v1.schema.json` beside this module (a test keeps it current).
 """
 
 from __future__ import annotations
