@@ -1,4 +1,10 @@
-"""`stats.snapshots` (compacted) and `stats.reminders`: what dashboards and hospitals read from stats."""
+"""`stats.snapshots` (compacted) and `stats.reminders`: what dashboards and hospitals read from stats.
+
+A dashboard reads `stats.snapshots` from the beginning and keeps the latest snapshot per key (a hospital
+id, or "registry"): that is the current state. Snapshots are published when a scope's figures changed,
+at most a few times a second per scope; `version` only ever increases per scope (also across a rebuild),
+so a consumer may drop a snapshot older than the one it holds.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +46,18 @@ class Timeliness(StrictModel):
 
 
 class Figures(StrictModel):
+    """One scope's figures, all time or for one diagnosis year.
+
+    Tumours count once per hospital that reports them; children once per scope (a child with tumours
+    at two hospitals is one child registry-wide). Submissions count on the diagnosis year of the tumour
+    they concern once it has an accepted diagnosis, until then on the year they were received.
+    Rejections by code count each code that rejected a form once (errors, and warnings no coder
+    confirmed). Timeliness is in days from the diagnosis date to the (local) date the first accepted
+    diagnosis report and the first accepted treatment report arrived; medians and 90th percentiles are
+    linearly interpolated. Follow-up completeness counts tumours with a follow-up due, reported when
+    every due follow-up year has a report.
+    """
+
     submissions: dict[FormType, Counts] = Field(default_factory=dict)
     rejections_by_code: dict[str, int] = Field(default_factory=dict)
     children: int = 0
@@ -66,8 +84,8 @@ class StatsSnapshot(Event):
     scope: Scope
     version: int = Field(ge=0, description="Increases with every change of this scope's projection")
     total: Figures
-    by_diagnosis_year: dict[str, Figures] = Field(default_factory=dict)
-    reminders_open: int = 0
+    by_diagnosis_year: dict[str, Figures] = Field(default_factory=dict)  # "2024": ...
+    reminders_open: int = 0  # reports the scope's hospitals owe now
 
 
 class ReminderKind(StrEnum):
