@@ -13,7 +13,7 @@ from services.export.delivery import DeliveryWorker
 from services.export.domain.record import ExportIds
 from services.export.settings import ExportSettings
 from services.export.sinks import open_sink
-from services.export.storage import MIGRATIONS
+from services.export.storage import MIGRATIONS, Transactions
 from shared.service import Service
 from shared.settings import key_bytes
 
@@ -21,17 +21,16 @@ from shared.settings import key_bytes
 def create_app(settings: ExportSettings) -> FastAPI:
     service = Service("export", settings, MIGRATIONS)
     sink = open_sink(settings)
+    transactions = Transactions(service.sessions)
     worker = DeliveryWorker(
-        service.sessions,
+        transactions,
         sink,
         owner=settings.lease_owner,
         batch_size=settings.delivery_batch,
         max_failures=settings.max_failures,
         lease_s=settings.lease_s,
     )
-    application = ExportApplication(
-        service.sessions, ExportIds(key_bytes(settings.pseudonym_key)), on_queued=worker.wake
-    )
+    application = ExportApplication(transactions, ExportIds(key_bytes(settings.pseudonym_key)), on_queued=worker.wake)
     handlers.subscribe(service, application)
     running: list[asyncio.Task[None]] = []
 

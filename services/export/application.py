@@ -35,13 +35,13 @@ def _child_of(event: ConsumedEvent) -> str:
 class ExportApplication:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: storage.Transactions,
         ids: ExportIds,
         *,
         on_queued: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessions = sessions
+        self._transactions = transactions
         self._ids = ids
         self._on_queued = on_queued  # wakes the delivery worker once operations are committed
         self._clock = clock
@@ -49,7 +49,7 @@ class ExportApplication:
     async def handle(self, batch: Sequence[Delivery[Any]]) -> None:
         """Apply a consumed batch and queue the ledger operations it calls for, in one transaction."""
         queued = False
-        async with self._sessions.begin() as session:
+        async with self._transactions.begin() as session:
             new = await claim_new(session, ProcessedMessage, CONSUMER, [d.event.event_id for d in batch])
             fresh: list[ConsumedEvent] = []
             for delivery in batch:  # in offset order: per-child order

@@ -19,7 +19,7 @@ from services.export.delivery import DeliveryWorker
 from services.export.settings import ExportDatabaseSettings, ExportSettings
 from services.export.sinks import open_sink
 from services.export.sinks.filedrop import key_id, public_key_pem, signing_key
-from services.export.storage import MIGRATIONS
+from services.export.storage import MIGRATIONS, Transactions
 from shared.db import create_engine, session_factory
 from shared.db.migrations import upgrade
 from shared.settings import SettingsError, key_bytes, load_settings
@@ -87,7 +87,7 @@ def deliver() -> None:
     async def work(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, bool, bool]:
         sink = open_sink(settings)
         worker = DeliveryWorker(
-            sessions,
+            Transactions(sessions),
             sink,
             owner=f"{settings.lease_owner}:cli",
             batch_size=settings.delivery_batch,

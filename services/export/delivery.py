@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.export import storage
 from services.export.domain.ledger import Operation, Reason, Status, coalesce
@@ -76,7 +75,7 @@ class PassResult:
 class DeliveryWorker:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        transactions: storage.Transactions,
         sink: Sink,
         *,
         owner: str,
@@ -85,7 +84,7 @@ class DeliveryWorker:
         lease_s: float = 60.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessions = sessions
+        self._transactions = transactions
         self._sink = sink
         self._owner = owner
         self._actor = f"export delivery worker {owner}"
@@ -99,7 +98,7 @@ class DeliveryWorker:
         self._wake.set()
 
     async def deliver_once(self) -> PassResult:
-        async with self._sessions.begin() as session:
+        async with self._transactions.begin() as session:
             if not await storage.hold_lease(session, self._owner, self._clock(), self._lease_s):
                 return PassResult(leased=False)
             candidates = await storage.waiting(session, self._batch_size)
@@ -130,7 +129,7 @@ class DeliveryWorker:
         except SinkUnavailable as exc:
             DELIVERY_FAILURES_TOTAL.labels(sink=self._sink.name, kind="unavailable").inc()
             log.warning("the %s sink is unavailable; %d operations wait: %s", self._sink.name, len(ids), exc)
-            async with self._sessions.begin() as session:
+            async with self._transactions.begin() as session:
                 await storage.unclaim(session, ids, describe_error(exc))
             return 0, 0, True
         except Exception as exc:
@@ -141,13 +140,13 @@ class DeliveryWorker:
                 totals = [await self._send(group) for group in by_child.values()]
                 return sum(t[0] for t in totals), sum(t[1] for t in totals), any(t[2] for t in totals)
             DELIVERY_FAILURES_TOTAL.labels(sink=self._sink.name, kind="refused").inc()
-            async with self._sessions.begin() as session:
+            async with self._transactions.begin() as session:
                 failed = await storage.record_refusal(session, ids, describe_error(exc), self._max_failures)
             log.error("the %s sink refused %d operations (%d now failed): %s", self._sink.name, len(ids), failed, exc)
             return 0, len(ids), False
         DELIVERY_SECONDS.labels(sink=self._sink.name).observe(time.perf_counter() - started)
         now = self._clock()
-        async with self._sessions.begin() as session:
+        async with self._transactions.begin() as session:
             marked = await storage.mark_sent(session, ids, now, batch)
             session.add_all(
                 [
@@ -193,7 +192,7 @@ class DeliveryWorker:
 
     async def release(self) -> None:
         """Give the lease up, so another instance (or this one restarted) delivers without waiting."""
-        async with self._sessions.begin() as session:
+        async with self._transactions.begin() as session:
             await storage.release_lease(session, self._owner)
 
 

@@ -3,8 +3,10 @@ append-only audit log, the delivery lease and the processed-message ids. Queries
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -155,6 +157,21 @@ class DeliveryLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str | None] = mapped_column(String(200))
     expires_at: Mapped[datetime]
+
+
+class Transactions:
+    """Export's write transactions. On SQLite one at a time in this process: a transaction that read
+    before writing fails outright when another wrote in between, and the consumer and the delivery
+    worker share the file. PostgreSQL needs no such gate: the queries lock the rows they decide on."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._gate = None if sessions.kw["bind"].dialect.name == "postgresql" else asyncio.Lock()
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        async with self._gate or nullcontext(), self.sessions.begin() as session:
+            yield session
 
 
 def _insert(session: AsyncSession) -> Any:

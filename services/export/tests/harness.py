@@ -15,7 +15,7 @@ from services.export.delivery import DeliveryWorker, PassResult
 from services.export.domain.record import ExportIds
 from services.export.sinks import FileDropSink, Held, Sink, SinkOperation, SqlSink
 from services.export.sinks.filedrop import signing_key
-from services.export.storage import MIGRATIONS
+from services.export.storage import MIGRATIONS, Transactions
 from services.export.tests.factories import KEY
 from shared.db import create_engine, session_factory
 from shared.db.migrations import upgrade
@@ -100,14 +100,19 @@ class Harness:
     def _open(self) -> None:
         self.engine = create_engine(self.export_url)
         self.sessions = session_factory(self.engine)
+        self.transactions = Transactions(self.sessions)
         inner: Sink = (
             SqlSink(self.nordic_url) if self.sink_kind == "sql" else FileDropSink(self.directory / "drop", SIGNING)
         )
         self.sink = FaultySink(inner)
         self.worker = DeliveryWorker(
-            self.sessions, self.sink, owner="test-instance", batch_size=self.batch_size, max_failures=self.max_failures
+            self.transactions,
+            self.sink,
+            owner="test-instance",
+            batch_size=self.batch_size,
+            max_failures=self.max_failures,
         )
-        self.application = ExportApplication(self.sessions, self.ids)
+        self.application = ExportApplication(self.transactions, self.ids)
 
     async def consume(self, *events: Any) -> None:
         """One consumed batch, as `subscribe_batch` hands it over."""

@@ -229,7 +229,7 @@ async def test_an_unavailable_sink_delays_without_failing(sql_harness: Harness) 
 async def test_one_instance_delivers_at_a_time(sql_harness: Harness) -> None:
     await sql_harness.consume(diagnosis(child(16, BORN), DIAGNOSED))
     assert (await sql_harness.deliver()).leased
-    other = DeliveryWorker(sql_harness.sessions, sql_harness.sink, owner="another-instance")
+    other = DeliveryWorker(sql_harness.transactions, sql_harness.sink, owner="another-instance")
     assert not (await other.deliver_once()).leased
     await sql_harness.worker.release()
     assert (await other.deliver_once()).leased

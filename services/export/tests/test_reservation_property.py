@@ -37,9 +37,12 @@ CHILDREN = [
 KINDS = ("diagnosis", "treatment", "follow_up")
 
 
+StepKind = Literal["report", "reserve", "withdraw", "consume", "redeliver", "deliver", "restart", "retry"]
+
+
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["report", "reserve", "withdraw", "consume", "redeliver", "deliver", "restart", "retry"]
+    kind: StepKind
     child: int = 0
     form: str = "diagnosis"
     variant: int = 0
@@ -48,8 +51,9 @@ class Step:
 
 
 # Weighted towards what makes interleavings interesting: reports, reservations, consuming, delivering.
-KIND_WEIGHTS = ["report"] * 4 + ["reserve", "withdraw"] * 2 + ["consume"] * 3 + ["deliver"] * 3
-KIND_WEIGHTS += ["redeliver", "restart", "retry"]
+WEIGHTS: dict[StepKind, int] = {"report": 4, "reserve": 2, "withdraw": 2, "consume": 3, "deliver": 3}
+WEIGHTS |= {"redeliver": 1, "restart": 1, "retry": 1}
+KIND_WEIGHTS = [kind for kind, weight in WEIGHTS.items() for _ in range(weight)]
 
 
 @st.composite
