@@ -27,7 +27,7 @@ def upgrade() -> None:
         "processed_messages",
         sa.Column("consumer", sa.String(64), nullable=False),
         sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(), server_default=sa.func.now(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("consumer", "event_id"),
     )
     op.create_table(
