@@ -254,7 +254,7 @@ class _Generator:
         originals = [diagnosis, *treatments, *follow_ups]
         corrected = [r for r in originals[: 1 + len(treatments)] if rng.random() < self.config.correction_share]
         erroneous = self._errors(case, originals, len(corrected))
-        corrections = [self._correction(case, report) for report in corrected]
+        corrections = [fix for report in corrected if (fix := self._correction(case, report)) is not None]
 
         entries = [self._submission(case, report) for report in (*erroneous, *originals, *corrections)]
         if rng.random() < self.config.reservation_share:
@@ -384,31 +384,37 @@ class _Generator:
 
     # -- corrections, errors and order ------------------------------------------------------------------
 
-    def _correction(self, case: _Case, report: _Report) -> _Report:
-        """The same form again with one field put right, some days to weeks later."""
+    def _correction(self, case: _Case, report: _Report) -> _Report | None:
+        """The same form again with one field put right, some days to weeks later (None if nothing can be)."""
         rng, form = self.rng, report.form
-        changes: dict[str, Any]
+        options: list[dict[str, Any]] = []
         if isinstance(form, DiagnosisForm):
             tumour = case.tumour
-            options: list[dict[str, Any]] = [
-                {"diagnosis_date": date.fromordinal(max(case.birth, case.diagnosed - rng.randint(1, 14)))}
-            ]
+            if case.diagnosed > case.birth:  # never before birth
+                earlier = max(case.birth, case.diagnosed - rng.randint(1, 14))
+                options.append({"diagnosis_date": date.fromordinal(earlier)})
             other_sites = [t for t in tumour.topographies if t != form.topography]
             if other_sites:
                 site = rng.choice(other_sites)
                 options.append({"topography": site, "laterality": self._laterality(site, tumour.bilateral_share)})
-            if len(tumour.grades) > 1:
-                options.append({"grade": rng.choice([g for g in tumour.grades if g != form.grade])})
-            if len(tumour.stages) > 1:
-                options.append({"stage": rng.choice([s for s in tumour.stages if s != form.stage])})
-            changes = rng.choice(options)
+            for name, values in (("grade", tumour.grades), ("basis", tumour.bases), ("stage", tumour.stages)):
+                others = [value for value in values if value != getattr(form, name)]
+                if others:
+                    options.append({name: rng.choice(others)})
         else:
             assert isinstance(form, TreatmentForm)
-            earlier = max(case.diagnosed, form.start_date.toordinal() - rng.randint(1, 7))
-            changes = {"start_date": date.fromordinal(earlier)}
-            if form.end_date is not None and form.end_date == form.start_date:
-                changes["end_date"] = changes["start_date"]
-        return _Report(_replace(form, **changes), report.made + rng.randint(2, 60) * _DAY, original=report)
+            start = form.start_date.toordinal()
+            # Mostly a start typed a few days late; one on the diagnosis date itself was typed too early
+            # (every report is made at least a day after the start, so the later date is still in the past).
+            start = (
+                max(case.diagnosed, start - rng.randint(1, 7)) if start > case.diagnosed else start + rng.randint(1, 3)
+            )
+            options.append({"start_date": date.fromordinal(start)})
+            if form.end_date == form.start_date:  # a one-day treatment: the end moves with the start
+                options[0]["end_date"] = options[0]["start_date"]
+        if not options:
+            return None
+        return _Report(_replace(form, **rng.choice(options)), report.made + rng.randint(2, 60) * _DAY, original=report)
 
     def _errors(self, case: _Case, originals: list[_Report], corrections: int) -> list[_Report]:
         """Erroneous forms sent before a valid one, which is then resent correctly a few days later."""
