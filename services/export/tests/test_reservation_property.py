@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from services.export import application
 from services.export.domain.ledger import Operation
-from services.export.domain.record import build_records
+from services.export.domain.record import ExportIds, build_records
 from services.export.domain.sources import Source, record_key
 from services.export.sinks.filedrop import read_drop
 from services.export.tests import factories as f
@@ -86,7 +86,7 @@ class Model:
         else:
             self.reserved.discard(event.child_pseudonym)
 
-    def expected(self, h: Harness) -> dict[str, dict[str, Any]]:
+    def expected(self, ids: ExportIds) -> dict[str, dict[str, Any]]:
         """Record id -> record (without its revision) the Nordic side must hold."""
         by_child: dict[str, list[Source]] = {}
         for key, event in self.reports.items():
@@ -95,7 +95,7 @@ class Model:
         for pseudonym, sources in by_child.items():
             if pseudonym in self.reserved:
                 continue
-            for record_id, record in build_records(sources, h.ids).records.items():
+            for record_id, record in build_records(sources, ids).records.items():
                 wanted[record_id] = record.model_dump(mode="json", exclude={"revision"})
         return wanted
 
@@ -173,7 +173,7 @@ class Run:
         for record_id, record in held.items():
             assert record.record["revision"] >= 1
             actual[record_id] = {k: v for k, v in record.record.items() if k != "revision"}
-        assert actual == self.model.expected(self.h)
+        assert actual == self.model.expected(self.h.ids)
         if self.h.sink_kind == "file":
             assert read_drop(self.h.directory / "drop", SIGNING.public_key()).duplicates == []
 
