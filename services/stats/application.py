@@ -179,9 +179,10 @@ class StatsApplication:
                 if self._reminders_changed:
                     self._reminders_changed = False
                     await self.refresh_reminder_gauges()
-            except Exception:
+            except Exception as exc:
                 # Broker or database away: the scopes stay marked in the database; try again next round.
-                log.exception("publishing stats snapshots failed; retrying")
+                # Only the error's type: a database error's text would quote the row, pseudonym included.
+                log.warning("publishing stats snapshots failed (%s); retrying", type(exc).__name__)
                 self.changed.set()
             await asyncio.sleep(self.settings.snapshot_interval_s)
 
@@ -190,8 +191,8 @@ class StatsApplication:
         while True:
             try:
                 await self.sweep()
-            except Exception:
-                log.exception("reminder sweep failed; retrying at the next interval")
+            except Exception as exc:
+                log.warning("reminder sweep failed (%s); retrying at the next interval", type(exc).__name__)
             await asyncio.sleep(self.settings.reminder_sweep_interval_s)
 
     def _reminder_messages(self, reminders: Sequence[Reminder], now: datetime) -> list[Outgoing]:

@@ -49,6 +49,14 @@ def _print(report: RebuildReport) -> None:
     table.add_row("undecodable skipped", f"{report.undecodable:,}")
     for name, count in report.rows.items():
         table.add_row(name, f"{count:,}")
+    if report.registry is not None:
+        figures = report.registry
+        table.add_row("registry: children, tumours", f"{figures.children:,}, {figures.tumours:,}")
+        for form_type, counts in figures.submissions.items():
+            table.add_row(
+                f"registry: {form_type.value} received/accepted/rejected",
+                f"{counts.received:,}/{counts.accepted:,}/{counts.rejected:,}",
+            )
     table.add_row("reminders announced", f"{report.reminders_announced:,}")
     table.add_row("snapshots published", f"{report.snapshots_published:,}")
     table.add_row("time", f"{report.seconds:.1f} s ({rate:,.0f} records/s)")

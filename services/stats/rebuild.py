@@ -28,6 +28,7 @@ from services.stats.handlers import INPUT_TOPICS
 from services.stats.settings import StatsSettings
 from shared.db import create_engine, session_factory
 from shared.db.migrations import upgrade
+from shared.events.stats import REGISTRY_SCOPE, Figures
 from shared.kafka import create_broker, publish_all
 from shared.kafka.codec import decoder_for
 from shared.kafka.consumer import UNDECODABLE_ERRORS
@@ -46,6 +47,7 @@ class RebuildReport:
     by_topic: dict[str, int] = field(default_factory=dict)
     reminders_announced: int = 0
     snapshots_published: int = 0
+    registry: Figures | None = None  # the registry-wide figures rebuilt
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -183,7 +185,9 @@ async def rebuild(
                 reader.cancel()
             await stats.sweep(announce=False)
         report.reminders_announced = len(await stats.announce_rebuilt(before))
-        report.snapshots_published = len(await stats.flush())
+        snapshots = await stats.flush()
+        report.snapshots_published = len(snapshots)
+        report.registry = next((s.total for s in snapshots if s.scope == REGISTRY_SCOPE), None)
         async with stats.sessions() as session:
             report.rows = await storage.count_rows(session)
     finally:

@@ -254,7 +254,7 @@ def synthetic(
         diagnosed = date(first_year, 1, 1) + timedelta(days=rng.randrange(365 * 9))
         born = diagnosed - timedelta(days=rng.randrange(1, 365 * 17))
         kid = child(f"child-{seed}-{n}", day(born), rng.choice(("female", "male")))
-        ref = f"T{n}"
+        ref = f"T{seed}-{n}"  # unique within a hospital, as tumour references are
         topography, morphology, basis, iccc = codes[rng.randrange(len(codes))]
         reported = diagnosed + timedelta(days=rng.randrange(1, 60))
         if rng.random() < 0.1:
