@@ -15,7 +15,7 @@ from services.export import storage
 from services.export.domain import ledger
 from services.export.domain.record import ExportIds, build_records, canonical_json
 from services.export.domain.sources import Source, record_key, replaces, tumour_of
-from services.export.storage import BatchState, LedgerOp, ProcessedMessage
+from services.export.storage import BatchState, ProcessedMessage
 from shared.db import claim_new
 from shared.events import ReservationRegistered, ReservationWithdrawn, SubmissionValidated
 from shared.events.base import utcnow
@@ -80,11 +80,12 @@ class ExportApplication:
         for key, row in state.sources.items():
             event = current.get(key) or SubmissionValidated.from_json(row.event)
             by_child[row.child_pseudonym].append(Source(key, event))
-        queued = False
+        queue: list[dict[str, Any]] = []
         now = self._clock()
         for pseudonym in pseudonyms:
-            queued |= await self._plan(session, state, pseudonym, by_child[pseudonym], now)
-        return queued
+            await self._plan(session, state, pseudonym, by_child[pseudonym], now, queue)
+        await storage.append_to_ledger(session, queue)
+        return bool(queue)
 
     @staticmethod
     def _take_report(
@@ -113,46 +114,55 @@ class ExportApplication:
                 setattr(row, name, value)
 
     async def _plan(
-        self, session: AsyncSession, state: BatchState, pseudonym: str, sources: list[Source], now: datetime
-    ) -> bool:
+        self,
+        session: AsyncSession,
+        state: BatchState,
+        pseudonym: str,
+        sources: list[Source],
+        now: datetime,
+        queue: list[dict[str, Any]],
+    ) -> None:
+        """Decide the child's ledger operations: cancel here, and append new ones to `queue`."""
         built = build_records(sources, self._ids)
         wanted, changed = ledger.assign_revisions(built.records, state.revisions)
-        await storage.save_revisions(session, pseudonym, changed)
-        state.revisions.update(changed)
+        storage.save_revisions(session, state, pseudonym, changed)
         reserved = state.children[pseudonym].reserved
         decided = ledger.plan({} if reserved else wanted, state.ledger[pseudonym], reserved)
         if not decided:
-            return False
+            return
         await storage.cancel_waiting(session, decided.cancel, (ledger.Status.PENDING, ledger.Status.FAILED))
-        child_id = self._ids.child(pseudonym)
-        common = {"child_pseudonym": pseudonym, "child_id": child_id, "created_at": now, "attempts": 0, "failures": 0}
-        session.add_all(
-            [
-                LedgerOp(
-                    record_id=upsert.record.record_id,
-                    operation=ledger.Operation.UPSERT.value,
-                    reason=upsert.reason.value,
-                    revision=upsert.record.revision,
-                    record_sha256=upsert.sha256,
-                    payload=canonical_json(upsert.record).decode(),
-                    status=ledger.Status.PENDING.value,
-                    **common,
-                )
-                for upsert in decided.upserts
-            ]
-            + [
-                LedgerOp(
-                    record_id=delete.record_id,
-                    operation=ledger.Operation.DELETE.value,
-                    reason=delete.reason.value,
-                    record_sha256=delete.retracted_sha256,
-                    status=ledger.Status.PENDING.value,
-                    **common,
-                )
-                for delete in decided.deletes
-            ]
-        )
-        return bool(decided.upserts or decided.deletes)
+        common = {
+            "child_pseudonym": pseudonym,
+            "child_id": self._ids.child(pseudonym),
+            "status": ledger.Status.PENDING.value,
+            "created_at": now,
+            "attempts": 0,
+            "failures": 0,
+        }
+        queue += [
+            {
+                **common,
+                "record_id": upsert.record.record_id,
+                "operation": ledger.Operation.UPSERT.value,
+                "reason": upsert.reason.value,
+                "revision": upsert.record.revision,
+                "record_sha256": upsert.sha256,
+                "payload": canonical_json(upsert.record).decode(),
+            }
+            for upsert in decided.upserts
+        ]
+        queue += [
+            {
+                **common,
+                "record_id": delete.record_id,
+                "operation": ledger.Operation.DELETE.value,
+                "reason": delete.reason.value,
+                "revision": None,
+                "record_sha256": delete.retracted_sha256,
+                "payload": None,
+            }
+            for delete in decided.deletes
+        ]
 
 
 # --- what the API and the CLI use ------------------------------------------------------------------------

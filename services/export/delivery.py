@@ -148,25 +148,26 @@ class DeliveryWorker:
         now = self._clock()
         async with self._transactions.begin() as session:
             marked = await storage.mark_sent(session, ids, now, batch)
-            session.add_all(
+            await storage.append_to_audit_log(
+                session,
                 [
-                    storage.AuditEntry(
-                        at=now,
-                        actor=self._actor,
-                        action=audit_action(c.op.operation.value, c.reason),
-                        reason=c.reason,
-                        legal_basis=LEGAL_BASIS,
-                        record_id=c.op.record_id,
-                        child_id=c.child_id,
-                        revision=c.revision,
-                        record_sha256=c.op.record_sha256,
-                        sink=self._sink.name,
-                        batch=batch,
-                        ledger_id=c.op.sequence,
-                    )
+                    {
+                        "at": now,
+                        "actor": self._actor,
+                        "action": audit_action(c.op.operation.value, c.reason),
+                        "reason": c.reason,
+                        "legal_basis": LEGAL_BASIS,
+                        "record_id": c.op.record_id,
+                        "child_id": c.child_id,
+                        "revision": c.revision,
+                        "record_sha256": c.op.record_sha256,
+                        "sink": self._sink.name,
+                        "batch": batch,
+                        "ledger_id": c.op.sequence,
+                    }
                     for c in claimed
                     if c.op.sequence in marked  # another instance that took over may have marked some
-                ]
+                ],
             )
         for c in claimed:
             if c.op.sequence in marked:

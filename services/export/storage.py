@@ -22,6 +22,7 @@ from sqlalchemy import (
     and_,
     exists,
     func,
+    insert,
     or_,
     select,
     update,
@@ -189,6 +190,7 @@ class BatchState:
     sources: dict[str, Source]  # by record key
     revisions: dict[str, RevisionState]  # by record id
     ledger: dict[str, list[LedgerEntry]]  # by child pseudonym
+    revision_rows: dict[str, RecordState]
 
 
 async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> BatchState:
@@ -208,10 +210,11 @@ async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> 
     sources = {
         s.record_key: s for s in await session.scalars(select(Source).where(Source.child_pseudonym.in_(pseudonyms)))
     }
-    revisions = {
-        r.record_id: RevisionState(r.revision, r.content_sha256)
+    revision_rows = {
+        r.record_id: r
         for r in await session.scalars(select(RecordState).where(RecordState.child_pseudonym.in_(pseudonyms)))
     }
+    revisions = {r.record_id: RevisionState(r.revision, r.content_sha256) for r in revision_rows.values()}
     rows = await session.execute(
         select(
             LedgerOp.id,
@@ -233,19 +236,24 @@ async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> 
                 row.id, row.record_id, Operation(row.operation), Status(row.status), row.attempts, row.record_sha256
             )
         )
-    return BatchState(children, sources, revisions, ledger)
+    return BatchState(children, sources, revisions, ledger, revision_rows)
 
 
-async def save_revisions(session: AsyncSession, pseudonym: str, changed: dict[str, RevisionState]) -> None:
-    for record_id, state in changed.items():
-        await session.merge(
-            RecordState(
-                record_id=record_id,
-                child_pseudonym=pseudonym,
-                revision=state.revision,
-                content_sha256=state.content_sha256,
-            )
-        )
+def save_revisions(session: AsyncSession, state: BatchState, pseudonym: str, changed: dict[str, RevisionState]) -> None:
+    for record_id, revision in changed.items():
+        row = state.revision_rows.get(record_id)
+        if row is None:
+            row = RecordState(record_id=record_id, child_pseudonym=pseudonym)
+            session.add(row)
+            state.revision_rows[record_id] = row
+        row.revision, row.content_sha256 = revision.revision, revision.content_sha256
+        state.revisions[record_id] = revision
+
+
+async def append_to_ledger(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert in one statement, in list order, which is the ids' (the sequence's) order."""
+    if rows:
+        await session.execute(insert(LedgerOp), rows)
 
 
 async def cancel_waiting(session: AsyncSession, ids: Iterable[int], statuses: Iterable[Status]) -> list[int]:
@@ -362,6 +370,11 @@ async def record_refusal(session: AsyncSession, ids: Sequence[int], error: str, 
         .returning(LedgerOp.id)
     )
     return len(failed.scalars().all())
+
+
+async def append_to_audit_log(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(AuditEntry), rows)
 
 
 async def retry_failed(session: AsyncSession) -> int:
