@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from fastapi import FastAPI
 
@@ -16,6 +17,8 @@ from services.export.sinks import open_sink
 from services.export.storage import MIGRATIONS, Transactions
 from shared.service import Service
 from shared.settings import key_bytes
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ExportSettings) -> FastAPI:
@@ -48,7 +51,10 @@ def create_app(settings: ExportSettings) -> FastAPI:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await worker.release()
+        try:
+            await worker.release()
+        except Exception:  # the database is away: the lease lapses by itself after EXPORT_LEASE_S
+            log.warning("could not release the delivery lease", exc_info=True)
         await sink.close()
 
     service.on_start.append(start_delivery)

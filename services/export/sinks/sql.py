@@ -40,7 +40,8 @@ class SqlSink:
     name = "sql"
 
     def __init__(self, url: str) -> None:
-        self._engine = create_engine(url)
+        # Errors name the statement, never the values: they end up in logs and the ledger's last_error.
+        self._engine = create_engine(url, hide_parameters=True)
         self._insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         self._ready = False
 

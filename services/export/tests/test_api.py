@@ -81,6 +81,10 @@ async def test_audit_pages(client: httpx.AsyncClient, sql_harness: Harness) -> N
     assert len(mine["entries"]) == 4
     bad = await client.get("/export/audit", params={"child_id": KID.pseudonym[:20]}, headers=auth(STAFF))
     assert bad.status_code == 422
+    later = (await client.get("/export/audit", params={"since": "2999-01-01T00:00:00Z"}, headers=auth(STAFF))).json()
+    assert later["entries"] == []
+    naive = await client.get("/export/audit", params={"since": "2024-01-01T00:00:00"}, headers=auth(STAFF))
+    assert naive.status_code == 422  # a time without its zone is ambiguous
 
 
 async def test_audit_csv(client: httpx.AsyncClient) -> None:

@@ -3,12 +3,16 @@ of reports, reservations and withdrawals the issue names."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from services.export import application
+from services.export.application import ExportApplication
 from services.export.delivery import DeliveryWorker
 from services.export.sinks import SinkUnavailable
 from services.export.storage import AuditEntry, LedgerOp
@@ -245,3 +249,45 @@ async def test_the_audit_log_is_append_only(sql_harness: Harness, statement: str
     with pytest.raises(IntegrityError, match="append-only"):
         async with sql_harness.sessions.begin() as session:
             await session.execute(text(statement))
+
+
+async def _until(check: Callable[[], Awaitable[bool]], within_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_continuous_delivery_is_woken_by_the_consumer(sql_harness: Harness) -> None:
+    sql_harness.application = ExportApplication(
+        sql_harness.transactions, sql_harness.ids, on_queued=sql_harness.worker.wake
+    )
+    running = asyncio.create_task(sql_harness.worker.run(interval_s=None, poll_s=60))  # polling would be too late
+    try:
+        await asyncio.sleep(0.05)
+        await sql_harness.consume(diagnosis(child(18, BORN), DIAGNOSED))
+
+        async def delivered() -> bool:
+            return len(await sql_harness.holdings()) == 1
+
+        await _until(delivered)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def test_scheduled_delivery_sends_in_batches_on_its_interval(sql_harness: Harness) -> None:
+    await sql_harness.consume(diagnosis(child(19, BORN), DIAGNOSED), diagnosis(child(20, BORN), DIAGNOSED))
+    running = asyncio.create_task(sql_harness.worker.run(interval_s=0.1, poll_s=60))
+    try:
+
+        async def delivered() -> bool:
+            return len(await sql_harness.holdings()) == 2
+
+        await _until(delivered)
+        assert {e.batch for e in await audit(sql_harness)} == {"sql:1-2"}  # one batch
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
