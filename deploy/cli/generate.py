@@ -7,9 +7,10 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from deploy.synthetic import GeneratorConfig, Item, generator
 from deploy.synthetic.streaming import STAFF, Pace, PeriodProgress, StreamError, StreamReport, post_http, produce_kafka
 from shared.hospitals import BY_ID
 from shared.settings import KafkaSettings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from deploy.local.platform import LocalPlatform
 
 _err = Console(stderr=True)
 
@@ -84,6 +88,11 @@ def generate(
     if not streaming:
         _write(items, out or "-")
         return
+    if config.period_end > datetime.now(UTC):
+        _err.print(
+            f"[yellow]warning:[/] the period runs to {config.period_end:%Y-%m-%d}: intake refuses what is made in the"
+            " future, so choose an earlier --start-year for a clean run"
+        )
     pace = Pace(config.period_start, config.period_end, speed) if speed is not None else None
     tokens = _tokens(tokens_file, needs_staff=reservation_share > 0) if to_http else {}
     try:
@@ -98,6 +107,21 @@ def generate(
     except (SettingsError, StreamError) as exc:
         _err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+    _summary(report)
+
+
+def stream_demo(platform: LocalPlatform, tokens: Mapping[str, str], seconds: float = 60.0) -> None:
+    """`registry up --demo`: last year's synthetic reports through the running platform's intake, the whole
+    year in `seconds`."""
+    config = GeneratorConfig(start_year=datetime.now(UTC).year - 1, years=1)
+    pace = Pace(config.period_start, config.period_end, seconds)
+    intake = platform.service("intake").url
+    try:
+        with PeriodProgress(config.period_start, config.period_end, _err) as progress:
+            report = asyncio.run(post_http(generator.generate(config), intake, tokens, pace=pace, progress=progress))
+    except StreamError as exc:
+        _err.print(f"[red]demo stopped:[/] {exc}")
+        return
     _summary(report)
 
 

@@ -14,11 +14,11 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -37,6 +37,9 @@ from shared.events.forms import (
 )
 from shared.hospitals import BY_ID
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsLenAndGetItem
+
 FORM_VERSION = 1
 DEFAULT_HOSPITAL_SHARES: Mapping[str, float] = {"ous": 0.55, "haukeland": 0.20, "st-olav": 0.15, "unn": 0.10}
 # Prefixes of the hospitals' own tumour references, e.g. OUS-2021-0042.
@@ -47,7 +50,7 @@ NONEXISTENT_TOPOGRAPHIES = ("C14.1", "C64.1", "C42.5", "C73.1", "C22.5", "C69.7"
 NONEXISTENT_MORPHOLOGIES = ("9999", "9998", "8889", "9479")
 
 Form = DiagnosisForm | TreatmentForm | FollowUpForm
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 _DAY = 86_400
 _UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
@@ -161,7 +164,7 @@ class _Random(random.Random):
     def randint(self, a: int, b: int) -> int:
         return a + int(self.random() * (b - a + 1))
 
-    def choice(self, seq: Sequence[T]) -> T:
+    def choice(self, seq: SupportsLenAndGetItem[_T]) -> _T:
         return seq[int(self.random() * len(seq))]
 
 
@@ -202,8 +205,8 @@ class _Generator:
         self.adolescent_tumours = [t for t in self.tumours if t.adolescent]
         self.sequence: dict[tuple[str, int], int] = {}
         self.now = int(config.period_end.timestamp())
-        # Erroneous forms are extra forms resent correctly: q of them per valid form makes them a share
-        # error_share / (1 - error_share) / (1 + ...) = error_share of all submissions.
+        # Erroneous forms come on top of the valid ones: q = s / (1 - s) of them per valid form makes them
+        # q / (1 + q) = s of all submissions.
         self.error_rate = config.error_share / (1 - config.error_share)
 
     # -- the stream -------------------------------------------------------------------------------------
@@ -428,7 +431,7 @@ class _Generator:
             # Nothing about a tumour is made before its (final) diagnosis report: a late or resent diagnosis
             # delays what follows, so unlinkable reports are the unknown-tumour error, never an accident.
             if report is not diagnosis and report.made <= diagnosis.made:
-                report.made = diagnosis.made + rng.randint(3600, 3 * _DAY)
+                report.made = self._made(_day_of(diagnosis.made) + rng.randint(1, 3))
             if rng.random() >= scale * weight:
                 continue
             error = rng.choice(self._applicable(case, report.form))
@@ -546,9 +549,9 @@ class _Generator:
     def _reservations(self, case: _Case, diagnosis: _Report) -> list[tuple[int, _Entry]]:
         """A family's reservation: some before the first report arrives, most later; a few withdrawn."""
         rng = self.rng
-        day_start = (case.diagnosed - _EPOCH_ORDINAL) * _DAY
-        if rng.random() < 0.4 and diagnosis.made - day_start > 2 * 3600:
-            registered = rng.randint(day_start + 3600, diagnosis.made - 3600)
+        reported = _day_of(diagnosis.made)
+        if rng.random() < 0.4 and reported > case.diagnosed:
+            registered = self._made(rng.randint(case.diagnosed, reported - 1))
         else:
             registered = diagnosis.made + rng.randint(7, 720) * _DAY
         times = [("register", registered)]
@@ -586,6 +589,11 @@ def _item(made: int, _order: int, entry: _Entry) -> Item:
 def _replace(form: Form, **changes: Any) -> Form:
     """A validated copy: every form the generator emits, erroneous or not, passes the shared models."""
     return type(form).model_validate({**form.__dict__, **changes})
+
+
+def _day_of(made: int) -> int:
+    """The date ordinal of a time in Unix seconds."""
+    return made // _DAY + _EPOCH_ORDINAL
 
 
 def _age_in_years(birth: int, day: int) -> int:

@@ -8,6 +8,7 @@ once; Kafka: one idempotent producer), can compress the simulated period into a 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -25,8 +27,10 @@ from deploy.synthetic.generator import Item, Kind
 from shared.settings import KafkaSettings
 from shared.topics import HOSPITAL_INBOUND
 
-SUBMISSIONS_PATH = "/submissions"
-RESERVATIONS_PATH = "/reservations"
+# Intake's API (services/intake/api.py).
+SUBMISSIONS_PATH = "/v1/submissions"
+RESERVATIONS_PATH = "/v1/reservations"
+WITHDRAWALS_PATH = "/v1/reservations/withdrawals"
 STAFF = "staff"  # the tokens-file key of the registry staff token that records reservations
 
 
@@ -99,10 +103,13 @@ class PeriodProgress:
 
 
 def request_for(item: Item) -> tuple[str, str, dict[str, Any]]:
-    """Path, tokens-file key and body of the request that sends an item (intake's API decides these)."""
-    if item.kind is Kind.RESERVATION:
-        return RESERVATIONS_PATH, STAFF, item.payload
-    return SUBMISSIONS_PATH, item.hospital_id, item.payload
+    """Path, tokens-file key and body of the request that sends an item: what intake's API expects."""
+    if item.kind is Kind.SUBMISSION:
+        return SUBMISSIONS_PATH, item.hospital_id, item.payload
+    national_id = item.payload["national_id"]
+    if item.payload["action"] == "withdraw":
+        return WITHDRAWALS_PATH, STAFF, {"national_id": national_id}
+    return RESERVATIONS_PATH, STAFF, {"national_id": national_id, "effective_at": item.payload["at"]}
 
 
 def child_of(item: Item) -> str:
@@ -167,7 +174,7 @@ async def post_http(
                 task = asyncio.create_task(send(client, item, tails.get(child)))
                 running.add(task)
                 tails[child] = task
-                task.add_done_callback(lambda done, child=child: finished(done, child))
+                task.add_done_callback(functools.partial(finished, child=child))
             if running:
                 await asyncio.wait(set(running))
         finally:
@@ -219,7 +226,11 @@ async def produce_kafka(
         compression_type=settings.compression,
         linger_ms=5,
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise StreamError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
     try:
         pending: list[asyncio.Future[Any]] = []
         async for item in _paced(items, pace, progress):
@@ -239,6 +250,8 @@ async def produce_kafka(
                 pending.clear()
         await asyncio.gather(*pending)
         report.statuses["submission acked"] += len(pending)
+    except KafkaError as exc:
+        raise StreamError(f"producing to {topic} failed: {exc!r}") from exc
     finally:
         await producer.stop()
     return report

@@ -8,6 +8,7 @@ held to the same tables validation uses.
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import hashlib
 import os
@@ -33,8 +34,9 @@ from deploy.synthetic import ErrorClass, GeneratorConfig, Item, Kind, generate
 from deploy.synthetic.casemix import AGE_BANDS, default_casemix, load_casemix
 from deploy.synthetic.generator import NONEXISTENT_MORPHOLOGIES, NONEXISTENT_TOPOGRAPHIES
 from deploy.synthetic.identity import IdentityFactory, decode, synthetic_number
-from deploy.synthetic.streaming import Pace, StreamError, post_http, produce_kafka
+from deploy.synthetic.streaming import Pace, StreamError, post_http, produce_kafka, request_for
 from shared.events.forms import Form
+from shared.events.submissions import HospitalSubmission
 from shared.hospitals import BY_ID
 from shared.settings import REPO_ROOT, KafkaSettings
 
@@ -211,6 +213,7 @@ def test_every_payload_has_the_api_shape_and_every_form_passes_the_shared_models
             continue
         payload = item.payload
         assert list(payload) == ["submission_id", "hospital_id", "form_version", "made_at", "patient", "form"]
+        HospitalSubmission.from_json(orjson.dumps(payload))  # intake's request body, decoded strictly
         assert uuid.UUID(payload["submission_id"]).version == 4
         assert payload["hospital_id"] == item.hospital_id and item.hospital_id in BY_ID
         assert payload["form_version"] == 1 and set(payload["patient"]) == {"national_id"}
@@ -318,7 +321,7 @@ def test_case_mix_hospitals_sex_and_age_look_like_childhood_cancer(big: list[Ite
     for item in first_diagnoses(big).values():
         d = form(item)
         age = age_at(decode(item.payload["patient"]["national_id"])[0], date.fromisoformat(d["diagnosis_date"]))
-        by_group_age[iccc.subgroup(d["topography"], d["morphology"], d["behaviour"])].append(age)
+        by_group_age[iccc.subgroup(d["topography"], d["morphology"], d["behaviour"]) or "?"].append(age)
     assert max(by_group_age["V"]) <= 5  # retinoblastoma: the very young
     assert sorted(by_group_age["IVa"])[len(by_group_age["IVa"]) // 2] <= 2  # neuroblastoma: infants
     assert sorted(by_group_age["IIa"])[len(by_group_age["IIa"]) // 2] >= 14  # Hodgkin: adolescents
@@ -648,7 +651,7 @@ async def test_http_streaming_posts_everything_with_the_right_token_in_order_per
         await asyncio.sleep(0.001 * (len(received) % 3))  # let requests overtake each other
         received.append((request.url.path, request.headers["authorization"], orjson.loads(request.content)))
         in_flight -= 1
-        return httpx.Response(202 if request.url.path == "/submissions" else 201)
+        return httpx.Response(202 if request.url.path == "/v1/submissions" else 201)
 
     report = await post_http(items, "http://intake", TOKENS, concurrency=4, transport=httpx.MockTransport(intake))
 
@@ -657,10 +660,16 @@ async def test_http_streaming_posts_everything_with_the_right_token_in_order_per
     assert report.statuses["submission 202"] == len(submissions(items))
     assert report.statuses["reservation 201"] == len(items) - len(submissions(items))
     for path, authorization, body in received:
-        if path == "/reservations":
-            assert authorization == "Bearer t-staff" and set(body) == {"national_id", "action", "at"}
+        if path == "/v1/submissions":
+            assert authorization == f"Bearer {TOKENS[body['hospital_id']]}"
         else:
-            assert path == "/submissions" and authorization == f"Bearer {TOKENS[body['hospital_id']]}"
+            assert authorization == "Bearer t-staff"
+            assert (path, sorted(body)) in [
+                ("/v1/reservations", ["effective_at", "national_id"]),
+                ("/v1/reservations/withdrawals", ["national_id"]),
+            ]
+    expected = [request_for(item) for item in items]
+    assert Counter(path for path, _, _ in received) == Counter(path for path, _, _ in expected)
 
     def per_child(bodies: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         children: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -668,7 +677,7 @@ async def test_http_streaming_posts_everything_with_the_right_token_in_order_per
             children[body.get("national_id") or body["patient"]["national_id"]].append(body)
         return children
 
-    assert per_child([body for _, _, body in received]) == per_child([item.payload for item in items])
+    assert per_child([body for _, _, body in received]) == per_child([body for _, _, body in expected])
 
 
 async def test_http_streaming_stops_on_a_refused_or_missing_token() -> None:
@@ -695,6 +704,45 @@ async def test_http_streaming_retries_overload_and_server_errors() -> None:
 
     report = await post_http(items, "http://intake", TOKENS, transport=httpx.MockTransport(flaky))
     assert report.statuses == Counter({"submission 202": 5}) and set(calls.values()) == {2}
+
+
+async def test_intake_takes_the_stream_and_refuses_only_what_it_checks_itself(tmp_path: Path) -> None:
+    """The generated requests against intake's real API (on SQLite, no broker): the contract between them."""
+    from services.intake.app import MIGRATIONS, create_app
+    from services.intake.settings import IntakeSettings
+    from shared.auth import Role, TokenEntry, TokenStore, digest
+    from shared.db.migrations import upgrade
+
+    def key() -> str:
+        return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+    settings = IntakeSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}",
+        pseudonym_key=key(),
+        vault_key=key(),
+        kafka=KafkaSettings(bootstrap_servers="127.0.0.1:9"),  # never reached: the outbox relay is not started
+    )
+    app = create_app(settings)
+    app.state.tokens = TokenStore(
+        [TokenEntry(name=f"{h}-portal", role=Role.HOSPITAL, hospital_id=h, sha256=digest(TOKENS[h])) for h in BY_ID]
+        + [TokenEntry(name="coder.anna", role=Role.STAFF, sha256=digest(TOKENS["staff"]))]
+    )
+    await upgrade(app.state.service.engine, MIGRATIONS)
+    try:
+        items = small_stream()
+        report = await post_http(items, "http://intake", TOKENS, transport=httpx.ASGITransport(app=app))
+    finally:
+        await app.state.service.engine.dispose()
+
+    refused_by_intake = sum(1 for item in items if item.intended_error is ErrorClass.SEX_IDENTITY)
+    withdrawals = sum(1 for item in items if item.kind is Kind.RESERVATION and item.payload["action"] == "withdraw")
+    assert refused_by_intake and withdrawals  # the sample holds both
+    assert report.statuses == {
+        "submission 202": len(submissions(items)) - refused_by_intake,
+        "submission 422": refused_by_intake,  # intake checks the declared sex against the number itself
+        "reservation 201": len(items) - len(submissions(items)) - withdrawals,
+        "reservation 200": withdrawals,
+    }
 
 
 async def test_pace_spreads_the_period_over_the_given_seconds() -> None:
