@@ -596,6 +596,22 @@ def test_treatment_and_follow_up_errors_are_what_their_labels_say(big: list[Item
             assert body["vital_status"] == "dead" and date.fromisoformat(body["death_date"]) < diagnosed
 
 
+def test_validation_accepts_every_valid_form_and_rejects_every_labelled_one() -> None:
+    """The stream through validation's own checks (`registry check`): the contract between them."""
+    from services.validation.batch import check_lines
+    from services.validation.domain.reference import load_reference
+
+    config = GeneratorConfig(seed=8, years=3, cases_per_year=250, error_share=0.15, correction_share=0.1)
+    sent = submissions(list(generate(config)))
+    assert {item.intended_error for item in sent} >= set(ErrorClass)
+    lines = check_lines([orjson.dumps(item.payload).decode() for item in sent], load_reference())
+    for item, line in zip(sent, lines, strict=True):
+        outcome = orjson.loads(line)
+        assert (outcome["status"] == "accepted") == (item.intended_error is None), (item.intended_error, outcome)
+        if item.intended_error is None:
+            assert outcome["findings"] == [], outcome  # not even a warning
+
+
 # -- configuration and the case-mix file ----------------------------------------------------------------
 
 
