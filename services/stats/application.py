@@ -54,7 +54,6 @@ class SystemClock:
 class Applied:
     applied: list[InputEvent] = field(default_factory=list)
     duplicates: int = 0
-    reminders: list[Reminder] = field(default_factory=list)
 
 
 class StatsApplication:
@@ -121,7 +120,7 @@ class StatsApplication:
         for (accepted, hospital, form_type), count in outcomes.items():
             total = SUBMISSIONS_ACCEPTED_TOTAL if accepted else SUBMISSIONS_REJECTED_TOTAL
             total.labels(hospital=hospital, form_type=form_type).inc(count)
-        return Applied(fresh, len(events) - len(fresh), changes.reminders)
+        return Applied(fresh, len(events) - len(fresh))
 
     async def sweep(self, *, announce: bool = True) -> list[Reminder]:
         """Re-evaluate every child whose reminders or follow-up figures change by today."""
@@ -307,7 +306,7 @@ class StatsApplication:
                     reminder.transitions += 1
                     announce.append(reminder)
                 renumbered.append(reminder)
-            for gone in old.values():  # its tumour has no diagnosis any more: an open one is cleared
+            for gone in old.values():  # never owed in the replay (a changed policy, say): an open one clears
                 if gone.status is ReminderStatus.OPEN:
                     gone.status, gone.transitions, gone.changed_on = (
                         ReminderStatus.CLEARED,

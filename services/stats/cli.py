@@ -20,7 +20,7 @@ console = Console()
 
 @app.command("rebuild")
 def rebuild_command(
-    batch_size: Annotated[int, typer.Option(min=100, max=20_000, help="Events per transaction")] = 5000,
+    batch_size: Annotated[int, typer.Option(min=100, max=20_000, help="Events per transaction")] = 10_000,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
     """Drop the stats projection and replay the input topics from the beginning (stop the service first)."""

@@ -150,7 +150,7 @@ def _bulk_gc() -> Iterator[None]:
 async def rebuild(
     settings: StatsSettings,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     clock: Clock | None = None,
     progress: Progress | None = None,
 ) -> RebuildReport:

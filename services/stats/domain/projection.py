@@ -75,10 +75,6 @@ class Changes:
     reminders: list[Reminder]  # opened, cleared or moved
     counters: dict[CounterKey, int]  # non-zero changes
 
-    @property
-    def scopes(self) -> set[str]:
-        return {key[0] for key in self.counters}
-
 
 def project(state: BatchState, events: Sequence[InputEvent], today: date, policy: ReminderPolicy) -> Changes:
     """Apply `events` in order to `state` (re-evaluating every loaded child as of `today`)."""

@@ -48,5 +48,5 @@ async def test_rebuild_throughput(kafka_bootstrap: str, tmp_path: Path) -> None:
 
     assert report.applied == len(events)
     rate = report.records / report.seconds
-    print(f"\nrebuild, batches of 5000, SQLite: {report.records} events at {rate:,.0f} events/s")
+    print(f"\nrebuild, batches of 10,000, SQLite: {report.records} events at {rate:,.0f} events/s")
     assert rate > FLOOR
