@@ -307,6 +307,8 @@ async def waiting(session: AsyncSession, limit: int) -> list[LedgerOp]:
         )
         .order_by(LedgerOp.id)
         .limit(limit)
+        # PostgreSQL: a child the consumer is planning right now is skipped this pass, never waited for.
+        .with_for_update(of=LedgerOp, skip_locked=True)
     )
     first = list(await session.scalars(query))
     if not first:
@@ -319,6 +321,7 @@ async def waiting(session: AsyncSession, limit: int) -> list[LedgerOp]:
             LedgerOp.id > first[-1].id,
         )
         .order_by(LedgerOp.id)
+        .with_for_update(skip_locked=True)
     )
     return first + list(later)
 
