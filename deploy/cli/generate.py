@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -94,16 +95,14 @@ def generate(
             " future, so choose an earlier --start-year for a clean run"
         )
     pace = Pace(config.period_start, config.period_end, speed) if speed is not None else None
-    tokens = _tokens(tokens_file, needs_staff=reservation_share > 0) if to_http else {}
     try:
-        kafka = None if to_http else load_settings(KafkaSettings)
+        if to_http:
+            tokens = _tokens(tokens_file, needs_staff=reservation_share > 0)
+            send = functools.partial(post_http, items, to_http, tokens, concurrency=concurrency, pace=pace)
+        else:
+            send = functools.partial(produce_kafka, items, load_settings(KafkaSettings), pace=pace)
         with PeriodProgress(config.period_start, config.period_end, _err) as progress:
-            if to_http:
-                sending = post_http(items, to_http, tokens, concurrency=concurrency, pace=pace, progress=progress)
-            else:
-                assert kafka is not None
-                sending = produce_kafka(items, kafka, pace=pace, progress=progress)
-            report = asyncio.run(sending)
+            report = asyncio.run(send(progress=progress))
     except (SettingsError, StreamError) as exc:
         _err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
