@@ -35,7 +35,11 @@ def rebuild_command(
         def advance(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = asyncio.run(rebuild(settings, batch_size=batch_size, progress=advance))
+        try:
+            report = asyncio.run(rebuild(settings, batch_size=batch_size, progress=advance))
+        except RuntimeError as exc:  # e.g. the input topics do not exist on this cluster
+            console.print(f"[red]rebuild failed:[/] {exc}")
+            raise typer.Exit(1) from None
     _print(report)
 
 

@@ -61,7 +61,7 @@ class Batch:
 
 
 async def read_from_beginning(
-    settings: KafkaSettings, specs: Sequence[TopicSpec], batch_size: int
+    settings: KafkaSettings, specs: Sequence[TopicSpec], partitions: list[TopicPartition], batch_size: int
 ) -> AsyncIterator[Batch]:
     """Every record of the topics up to the end offsets at the start, decoded, in batches; per-partition
     order is kept (events of one child stay in order)."""
@@ -75,7 +75,6 @@ async def read_from_beginning(
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,
     )
-    partitions = await partitions_of(settings, list(decoders))
     await consumer.start()
     try:
         consumer.assign(partitions)
@@ -122,9 +121,11 @@ async def partitions_of(settings: KafkaSettings, topics: Sequence[str]) -> list[
     return sorted(TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"])
 
 
-async def _read_into(queue: asyncio.Queue[Batch | None], settings: KafkaSettings, batch_size: int) -> None:
+async def _read_into(
+    queue: asyncio.Queue[Batch | None], settings: KafkaSettings, partitions: list[TopicPartition], batch_size: int
+) -> None:
     try:
-        async for batch in read_from_beginning(settings, INPUT_TOPICS, batch_size):
+        async for batch in read_from_beginning(settings, INPUT_TOPICS, partitions, batch_size):
             await queue.put(batch)
     finally:
         # The end marker, after an error too (the applier then awaits this task and gets the error);
@@ -156,6 +157,8 @@ async def rebuild(
 ) -> RebuildReport:
     started = time.perf_counter()
     report = RebuildReport()
+    # Before anything is emptied: a cluster without the input topics must not cost the projection.
+    partitions = await partitions_of(settings.kafka, [settings.kafka.topic(spec) for spec in INPUT_TOPICS])
     engine = create_engine(settings.database_url)
     broker = create_broker(settings.kafka, client_id="stats-rebuild")
     try:
@@ -168,7 +171,7 @@ async def rebuild(
         with _bulk_gc():
             # Reading and decoding the next batch overlaps with the database writing the current one.
             batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
-            reader = asyncio.create_task(_read_into(batches, settings.kafka, batch_size))
+            reader = asyncio.create_task(_read_into(batches, settings.kafka, partitions, batch_size))
             try:
                 while (batch := await batches.get()) is not None:
                     result = await stats.apply(batch.events, announce=False)

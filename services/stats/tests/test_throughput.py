@@ -1,15 +1,20 @@
 """Throughput of the batch handler and of a rebuild on SQLite, printed (`pytest -s`) as the figures to
-watch; the floors only catch a collapse (an accidental query per event), not noise on a busy machine."""
+watch; the floors only catch a collapse (an accidental query per event), not noise on a busy machine.
+And the `registry stats rebuild` command end to end."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from deploy.cli import app
 from services.stats.application import StatsApplication
 from services.stats.rebuild import rebuild
 from services.stats.settings import StatsSettings
@@ -50,3 +55,26 @@ async def test_rebuild_throughput(kafka_bootstrap: str, tmp_path: Path) -> None:
     rate = report.records / report.seconds
     print(f"\nrebuild, batches of 10,000, SQLite: {report.records} events at {rate:,.0f} events/s")
     assert rate > FLOOR
+
+
+@pytest.mark.kafka
+def test_the_rebuild_command(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"t-stats-cli-{uuid.uuid4().hex[:8]}."
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=prefix)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("STATS_DATABASE_URL", f"sqlite:///{tmp_path / 'stats.db'}")
+    runner = CliRunner()
+
+    # The command runs its own event loop: in a thread of its own, away from the tests' loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        missing = pool.submit(runner.invoke, app, ["stats", "rebuild", "--yes"]).result()
+        assert missing.exit_code == 1
+        assert "topics not found" in missing.output
+        pool.submit(asyncio.run, ensure_topics(kafka)).result()
+        pool.submit(asyncio.run, produce(kafka, synthetic(20, seed=5))).result()
+        done = pool.submit(runner.invoke, app, ["stats", "rebuild", "--yes"]).result()
+
+    assert done.exit_code == 0, done.output
+    assert "records read" in done.output
+    assert "registry: children, tumours" in done.output
