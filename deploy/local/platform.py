@@ -103,6 +103,9 @@ class LocalPlatform:
             "REGISTRY_TOKENS_FILE": str(self.tokens_file),
             f"{prefix}_DATABASE_URL": f"sqlite+aiosqlite:///{self.var / (service.name + '.db')}",
             f"{prefix}_HTTP_PORT": str(service.port),
+            # The stand-in for the Nordic database lives with the rest of this platform's state.
+            "EXPORT_SINK_DATABASE_URL": f"sqlite+aiosqlite:///{self.var / 'nordic.db'}",
+            "EXPORT_SINK_DIR": str(self.var / "nordic-drop"),
             **self.extra_env,
         }
 
