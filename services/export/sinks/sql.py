@@ -7,6 +7,7 @@ transaction. The table is the Nordic side's, so the sink creates it if missing r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ class SqlSink:
         self._engine = create_engine(url, hide_parameters=True)
         self._insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         self._ready = False
+        self._creating = asyncio.Lock()
 
     async def deliver(self, operations: Sequence[SinkOperation]) -> str:
         now = datetime.now(UTC)
@@ -107,7 +109,8 @@ class SqlSink:
         await self._engine.dispose()
 
     async def _ensure_table(self) -> None:
-        if not self._ready:
-            async with self._engine.begin() as connection:
-                await connection.run_sync(NORDIC.create_all)
-            self._ready = True
+        async with self._creating:
+            if not self._ready:
+                async with self._engine.begin() as connection:
+                    await connection.run_sync(NORDIC.create_all)
+                self._ready = True
