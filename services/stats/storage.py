@@ -68,17 +68,14 @@ class TumourRow(Base):
 
 
 class SubmissionRow(Base):
+    """A submission's receipt and outcome as one compact JSON list, looked up by id only: each event of
+    a replay reads and writes one of these."""
+
     __tablename__ = "submissions"
 
     submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    hospital_id: Mapped[str] = mapped_column(String(32))
-    form_type: Mapped[str] = mapped_column(String(16))
-    received_year: Mapped[int] = mapped_column(Integer)
-    receipted: Mapped[bool] = mapped_column(Boolean)
-    outcome: Mapped[str | None] = mapped_column(String(8))
-    pseudonym: Mapped[str | None] = mapped_column(String(64))
-    tumour_ref: Mapped[str | None] = mapped_column(String(64))
-    rejection_codes: Mapped[str] = mapped_column(String(400))  # space-separated finding codes
+    # [hospital, form type, received year, receipted, outcome, pseudonym, tumour ref, [rejection codes]]
+    facts: Mapped[str] = mapped_column(Text)
 
 
 class ReminderRow(Base):
@@ -268,17 +265,18 @@ async def children_due(session: AsyncSession, today: date, limit: int) -> list[s
 async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Submission]:
     found: dict[uuid.UUID, Submission] = {}
     for chunk in _chunks(list(set(ids))):
-        for row in await session.execute(select(_S).where(_S.c.submission_id.in_(chunk))):
-            found[row.submission_id] = Submission(
-                submission_id=row.submission_id,
-                hospital_id=row.hospital_id,
-                form_type=_FORM_TYPES[row.form_type],
-                received_year=row.received_year,
-                receipted=row.receipted,
-                outcome=_OUTCOMES[row.outcome] if row.outcome else None,
-                pseudonym=row.pseudonym,
-                tumour_ref=row.tumour_ref,
-                rejection_codes=tuple(row.rejection_codes.split()),
+        for submission_id, facts in await session.execute(select(_S).where(_S.c.submission_id.in_(chunk))):
+            hospital, form_type, year, receipted, outcome, pseudonym, ref, codes = orjson.loads(facts)
+            found[submission_id] = Submission(
+                submission_id=submission_id,
+                hospital_id=hospital,
+                form_type=_FORM_TYPES[form_type],
+                received_year=year,
+                receipted=receipted,
+                outcome=_OUTCOMES[outcome] if outcome else None,
+                pseudonym=pseudonym,
+                tumour_ref=ref,
+                rejection_codes=tuple(codes),
             )
     return found
 
@@ -287,14 +285,18 @@ async def save_submissions(session: AsyncSession, submissions: Iterable[Submissi
     rows = [
         {
             "submission_id": s.submission_id,
-            "hospital_id": s.hospital_id,
-            "form_type": s.form_type.value,
-            "received_year": s.received_year,
-            "receipted": s.receipted,
-            "outcome": s.outcome.value if s.outcome else None,
-            "pseudonym": s.pseudonym,
-            "tumour_ref": s.tumour_ref,
-            "rejection_codes": " ".join(s.rejection_codes),
+            "facts": orjson.dumps(
+                [
+                    s.hospital_id,
+                    s.form_type,
+                    s.received_year,
+                    s.receipted,
+                    s.outcome,
+                    s.pseudonym,
+                    s.tumour_ref,
+                    s.rejection_codes,
+                ]
+            ).decode(),
         }
         for s in submissions
     ]

@@ -72,14 +72,7 @@ def upgrade() -> None:
     op.create_table(
         "submissions",
         sa.Column("submission_id", sa.Uuid(), nullable=False),
-        sa.Column("hospital_id", sa.String(length=32), nullable=False),
-        sa.Column("form_type", sa.String(length=16), nullable=False),
-        sa.Column("received_year", sa.Integer(), nullable=False),
-        sa.Column("receipted", sa.Boolean(), nullable=False),
-        sa.Column("outcome", sa.String(length=8), nullable=True),
-        sa.Column("pseudonym", sa.String(length=64), nullable=True),
-        sa.Column("tumour_ref", sa.String(length=64), nullable=True),
-        sa.Column("rejection_codes", sa.String(length=400), nullable=False),
+        sa.Column("facts", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("submission_id"),
     )
     op.create_table(
