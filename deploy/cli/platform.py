@@ -76,12 +76,19 @@ def status() -> None:
 
 
 def _print_endpoints(platform: LocalPlatform, tokens: dict[str, str]) -> None:
-    table = Table("service", "API docs (OpenAPI)", "metrics", "health")
-    for service in SERVICES:
-        table.add_row(service.name, f"{service.url}/docs", f"{service.url}/metrics", f"{service.url}/ready")
-    console.print(table)
-    console.print(f"Demo API tokens (hospital → token) are in [bold]{platform.demo_tokens_file}[/]; e.g.")
+    for service in platform.services:
+        console.print(
+            f"[bold]{service.name:<10}[/] API docs {service.url}/docs   metrics {service.url}/metrics   "
+            f"readiness {service.url}/ready",
+            highlight=False,
+            soft_wrap=True,
+        )
+    intake, stats = platform.service("intake").url, platform.service("stats").url
+    console.print(f"Demo API tokens (a hospital's, and staff's) are in [bold]{platform.demo_tokens_file}[/]; e.g.")
     console.print(
-        f"  curl -H 'Authorization: Bearer {tokens['ous']}' {SERVICES[0].url}/receipts", highlight=False, soft_wrap=True
+        f"  curl -H 'Authorization: Bearer {tokens['ous']}' {intake}/v1/receipts", highlight=False, soft_wrap=True
+    )
+    console.print(
+        f"  curl -H 'Authorization: Bearer {tokens['staff']}' {stats}/stats/registry", highlight=False, soft_wrap=True
     )
     console.print(f"Logs: {platform.log_dir}/<service>.log")
