@@ -173,6 +173,11 @@ async def status(sessions: async_sessionmaker[AsyncSession]) -> storage.Counts:
         return await storage.counts(session)
 
 
+async def failures(sessions: async_sessionmaker[AsyncSession]) -> list[storage.Failure]:
+    async with sessions() as session:
+        return await storage.failures(session)
+
+
 async def audit(sessions: async_sessionmaker[AsyncSession], **filters: Any) -> list[storage.AuditEntry]:
     async with sessions() as session:
         return await storage.audit_entries(session, **filters)

@@ -19,7 +19,7 @@ from services.export.delivery import DeliveryWorker
 from services.export.settings import ExportDatabaseSettings, ExportSettings
 from services.export.sinks import open_sink
 from services.export.sinks.filedrop import key_id, public_key_pem, signing_key
-from services.export.storage import MIGRATIONS, Transactions
+from services.export.storage import MIGRATIONS, Counts, Failure, Transactions
 from shared.db import create_engine, session_factory
 from shared.db.migrations import upgrade
 from shared.settings import SettingsError, key_bytes, load_settings
@@ -55,9 +55,13 @@ def _with_database(url: str, work: Callable[[async_sessionmaker[AsyncSession]], 
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False) -> None:
     """Transfer operations by outcome: pending, sent, retracted, failed (and cancelled, reserved, held)."""
     settings = _settings(ExportDatabaseSettings)
-    counts = _with_database(settings.database_url, application.status)
+
+    async def read(sessions: async_sessionmaker[AsyncSession]) -> tuple[Counts, list[Failure]]:
+        return await application.status(sessions), await application.failures(sessions)
+
+    counts, failed = _with_database(settings.database_url, read)
     if as_json:
-        console.print_json(json.dumps(asdict(counts)))
+        console.print_json(json.dumps({**asdict(counts), "failures": [asdict(f) for f in failed]}))
         return
     table = Table("", "count", title="NOPHO-Care transfers")
     table.add_row("pending", str(counts.pending))
@@ -68,6 +72,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
     table.add_row("reserved children", str(counts.reserved_children), style="dim")
     table.add_row("reports held for their diagnosis", str(counts.held_reports), style="dim")
     console.print(table)
+    if failed:
+        failures = Table("ledger id", "record id", "operation", "refusals", "last error", title="Failed operations")
+        for f in failed:
+            failures.add_row(str(f.ledger_id), f.record_id, f.operation, str(f.failures), f.last_error or "")
+        console.print(failures)
 
 
 @app.command()

@@ -435,6 +435,26 @@ async def counts(session: AsyncSession) -> Counts:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    ledger_id: int
+    record_id: str
+    operation: str
+    failures: int
+    last_error: str | None
+
+
+async def failures(session: AsyncSession, limit: int = 20) -> list[Failure]:
+    """The failed operations, oldest first: what `registry export retry` would re-queue, and why they failed."""
+    rows = await session.execute(
+        select(LedgerOp.id, LedgerOp.record_id, LedgerOp.operation, LedgerOp.failures, LedgerOp.last_error)
+        .where(LedgerOp.status == Status.FAILED.value)
+        .order_by(LedgerOp.id)
+        .limit(limit)
+    )
+    return [Failure(*row) for row in rows]
+
+
 async def audit_entries(
     session: AsyncSession,
     *,

@@ -49,8 +49,11 @@ def test_status_needs_no_keys(env: Harness) -> None:
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output)
     assert (counts["pending"], counts["sent"], counts["retracted"], counts["failed"]) == (0, 2, 0, 1)
+    [failure] = counts["failures"]
+    assert (failure["operation"], failure["failures"]) == ("upsert", 1)
+    assert "the sink refused the batch" in failure["last_error"]
     table = runner.invoke(app, ["export", "status"])
-    assert "failed" in table.output
+    assert "Failed operations" in table.output
 
 
 def test_retry_then_deliver(env: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
