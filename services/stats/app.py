@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.stats import api
+from services.stats import api, storage
 from services.stats.application import Clock, StatsApplication, SystemClock
 from services.stats.handlers import subscribe
 from services.stats.settings import StatsSettings
@@ -21,6 +21,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: StatsSettings, clock: Clock | None = None) -> FastAPI:
     service = Service("stats", settings, MIGRATIONS)
+    storage.with_page_cache(service.engine)
     stats = StatsApplication(service.sessions, settings, clock or SystemClock(), partial(publish_all, service.broker))
     subscribe(service, stats)
     tasks: list[asyncio.Task[None]] = []

@@ -159,7 +159,7 @@ async def rebuild(
     report = RebuildReport()
     # Before anything is emptied: a cluster without the input topics must not cost the projection.
     partitions = await partitions_of(settings.kafka, [settings.kafka.topic(spec) for spec in INPUT_TOPICS])
-    engine = create_engine(settings.database_url)
+    engine = storage.with_page_cache(create_engine(settings.database_url))
     broker = create_broker(settings.kafka, client_id="stats-rebuild")
     try:
         await upgrade(engine, MIGRATIONS)
@@ -179,8 +179,8 @@ async def rebuild(
                     report.undecodable += batch.undecodable
                     report.applied += len(result.applied)
                     report.duplicates += result.duplicates
-                    for event in result.applied:
-                        report.by_topic[event.event_type] = report.by_topic.get(event.event_type, 0) + 1
+                    for applied in result.applied:
+                        report.by_topic[applied.event_type] = report.by_topic.get(applied.event_type, 0) + 1
                     if progress is not None:
                         progress(report.records, batch.total)
                 await reader  # its error, if it failed
