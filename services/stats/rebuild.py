@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class RebuildReport:
     applied: int = 0
     duplicates: int = 0
     undecodable: int = 0
-    by_topic: dict[str, int] = field(default_factory=dict)
+    by_topic: Counter[str] = field(default_factory=Counter)  # applied events by type
     reminders_announced: int = 0
     snapshots_published: int = 0
     registry: Figures | None = None  # the registry-wide figures rebuilt
@@ -179,8 +180,7 @@ async def rebuild(
                     report.undecodable += batch.undecodable
                     report.applied += len(result.applied)
                     report.duplicates += result.duplicates
-                    for applied in result.applied:
-                        report.by_topic[applied.event_type] = report.by_topic.get(applied.event_type, 0) + 1
+                    report.by_topic.update(applied.event_type for applied in result.applied)
                     if progress is not None:
                         progress(report.records, batch.total)
                 await reader  # its error, if it failed

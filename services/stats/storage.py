@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     delete,
     event,
     func,
@@ -137,6 +138,17 @@ _R = cast(Table, ReminderRow.__table__)
 _C = cast(Table, CounterRow.__table__)
 _V = cast(Table, ScopeRow.__table__)
 _D = cast(Table, DailySnapshotRow.__table__)
+
+# The batch's lookups, built once: an expanding parameter takes the list as it is (no per-element
+# coercion of a literal IN list) and keeps the statement in SQLAlchemy's compiled cache.
+_CHILDREN = (
+    select(_T)
+    .where(_T.c.pseudonym.in_(bindparam("pseudonyms", expanding=True)))
+    .order_by(*_T.primary_key.columns)
+    .with_for_update()
+)
+_SUBMISSIONS = select(_S.c.submission_id, _S.c.facts).where(_S.c.submission_id.in_(bindparam("ids", expanding=True)))
+_REMINDERS_OF = select(_R).where(_R.c.pseudonym.in_(bindparam("pseudonyms", expanding=True)))
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -258,8 +270,7 @@ async def load_children(session: AsyncSession, pseudonyms: Iterable[str]) -> dic
     consumer must not both rewrite a child from what each read)."""
     children: dict[str, dict[tuple[str, str], Tumour]] = {}
     for chunk in _chunks(sorted(set(pseudonyms))):
-        statement = select(_T).where(_T.c.pseudonym.in_(chunk)).order_by(*_T.primary_key.columns).with_for_update()
-        for row in await session.execute(statement):
+        for row in await session.execute(_CHILDREN, {"pseudonyms": chunk}):
             tumour = _tumour_from(row)
             children.setdefault(tumour.pseudonym, {})[tumour.key] = tumour
     return children
@@ -281,7 +292,7 @@ async def children_due(session: AsyncSession, today: date, limit: int) -> list[s
 async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Submission]:
     found: dict[uuid.UUID, Submission] = {}
     for chunk in _chunks(list(set(ids))):
-        for submission_id, facts in await session.execute(select(_S).where(_S.c.submission_id.in_(chunk))):
+        for submission_id, facts in await session.execute(_SUBMISSIONS, {"ids": chunk}):
             hospital, form_type, year, receipted, outcome, pseudonym, ref, codes = orjson.loads(facts)
             found[submission_id] = Submission(
                 submission_id=submission_id,
@@ -341,7 +352,7 @@ def _reminder_from(row: Any) -> Reminder:
 async def load_reminders(session: AsyncSession, pseudonyms: Iterable[str]) -> dict[str, dict[uuid.UUID, Reminder]]:
     found: dict[str, dict[uuid.UUID, Reminder]] = {}
     for chunk in _chunks(sorted(set(pseudonyms))):
-        for row in await session.execute(select(_R).where(_R.c.pseudonym.in_(chunk))):
+        for row in await session.execute(_REMINDERS_OF, {"pseudonyms": chunk}):
             found.setdefault(row.pseudonym, {})[row.reminder_id] = _reminder_from(row)
     return found
 
