@@ -15,7 +15,7 @@ from services.intake.handlers import subscribe
 from services.intake.outbox import OutboxRelay
 from services.intake.settings import IntakeSettings
 from services.intake.storage import Database
-from shared.kafka import publish_all
+from shared.kafka import create_broker, publish_all
 from shared.service import Service
 from shared.settings import key_bytes
 from shared.topics import ALL_TOPICS
@@ -40,13 +40,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     service = Service("intake", settings, MIGRATIONS)
     db = Database(service.sessions)
     topic_names = {spec.name: service.topic(spec) for spec in ALL_TOPICS}
+    outbox_producer = create_broker(settings.kafka, client_id="intake-outbox")  # see outbox.py
     relay = OutboxRelay(
         db,
-        partial(publish_all, service.broker),
+        partial(publish_all, outbox_producer),
         topic_names.__getitem__,
+        producer=outbox_producer,
         batch=settings.outbox_batch,
         poll_s=settings.outbox_poll_s,
-        publish_timeout_s=settings.outbox_publish_timeout_s,
         max_backoff_s=settings.outbox_max_backoff_s,
     )
     intake = Intake(settings, db, relay.notify)

@@ -5,7 +5,14 @@ A background task reads unsent rows in `seq` order, publishes them as one batch 
 (acks=all, idempotent producer), and marks them sent only after every one is acknowledged. It wakes
 right after a commit (`notify`) and also polls, for rows a crashed process left behind. A crash between
 the publish and the mark republishes the same events (same event ids) after restart; consumers drop the
-duplicates. When Kafka is away the rows wait and the relay backs off, logging each failure.
+duplicates.
+
+Kafka away: the producer keeps retrying what it was given until the broker acknowledges it, so the round
+simply waits, and new rows wait behind it in the database (`intake_outbox_backlog`). The round is never
+cut short by a timeout of ours: its messages would stay queued in the producer, be delivered when the
+broker returns, and be sent again by the next round. Rounds that fail outright (e.g. a topic missing)
+are retried with back-off and logged. The relay has a producer of its own, so that stopping the service
+while Kafka is away waits only a bounded time for it: what it still holds stays unsent in the outbox.
 
 Several intake processes on one PostgreSQL: only one relays at a time. Each round runs in a transaction
 that first takes `pg_try_advisory_xact_lock`; a process that does not get it skips the round. The lock
@@ -13,6 +20,8 @@ is held from reading the rows until they are marked sent, and released by that c
 round (in whichever process) sees them sent and starts after them. `SELECT ... FOR UPDATE SKIP LOCKED`
 was the alternative, but it lets two relays publish neighbouring ranges at once, and a child's later
 event could then overtake an earlier one; a single relay keeps the order per child (and overall).
+While Kafka is away that transaction stays open: keep `idle_in_transaction_session_timeout` above the
+outages to ride out (if it fires, the round is repeated and consumers drop the duplicates).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from faststream.kafka import KafkaBroker
 from prometheus_client import Counter, Gauge
 
 from services.intake.storage import Database, OutboxMessage, mark_sent, outbox_backlog, unsent
@@ -45,6 +55,8 @@ OUTBOX_FAILURES_TOTAL = Counter("intake_outbox_failures_total", "Relay rounds th
 # nothing that does not match its contract reaches a consumer.
 DECODERS: dict[str, Decoder] = {spec.name: decoder_for(spec) for spec in (SUBMISSIONS_RECEIVED, RECEIPTS, RESERVATIONS)}
 
+PRODUCER_STOP_TIMEOUT_S = 10.0
+
 Publish = Callable[[Sequence[Outgoing]], Awaitable[None]]
 
 
@@ -55,37 +67,47 @@ class OutboxRelay:
         publish: Publish,
         topic_name: Callable[[str], str],
         *,
+        producer: KafkaBroker | None = None,
         batch: int = 500,
         poll_s: float = 0.5,
-        publish_timeout_s: float = 30.0,
         max_backoff_s: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._db = db
         self._publish = publish
         self._topic_name = topic_name  # the platform name with this environment's prefix
+        self._producer = producer  # the broker behind `publish`, started and stopped with the relay
         self._batch = batch
         self._poll_s = poll_s
-        self._publish_timeout_s = publish_timeout_s
         self._max_backoff_s = max_backoff_s
         self._clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def notify(self) -> None:
         """A transaction with outbox rows committed: relay now rather than at the next poll."""
         self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="intake-outbox-relay")
+        if self._producer is not None:
+            await self._producer.start()
+        self._tasks = [
+            asyncio.create_task(self._run(), name="intake-outbox-relay"),
+            asyncio.create_task(self._observe(), name="intake-outbox-backlog"),
+        ]
 
     async def stop(self) -> None:
         # Rows of an interrupted round stay unsent and go out after the restart.
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
+        if self._producer is not None:
+            try:
+                await asyncio.wait_for(self._producer.stop(), PRODUCER_STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("outbox producer still held unacknowledged events at shutdown; they stay in the outbox")
 
     async def relay_once(self) -> int:
         """Publish up to one batch of unsent rows; return how many were published."""
@@ -117,10 +139,9 @@ class OutboxRelay:
         return count
 
     async def _send(self, rows: Sequence[OutboxMessage]) -> None:
-        messages = [
-            Outgoing(self._topic_name(row.topic), row.key, DECODERS[row.topic](row.payload.encode())) for row in rows
-        ]
-        await asyncio.wait_for(self._publish(messages), self._publish_timeout_s)
+        await self._publish(
+            [Outgoing(self._topic_name(row.topic), row.key, DECODERS[row.topic](row.payload.encode())) for row in rows]
+        )
 
     async def _run(self) -> None:
         failures = 0
@@ -128,8 +149,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 published = await self.relay_once()
-                await self.refresh_backlog()
-            except Exception as exc:  # Kafka or the database away: keep the rows, back off, try again
+            except Exception as exc:  # a failed round keeps its rows; back off and try again
                 failures += 1
                 OUTBOX_FAILURES_TOTAL.inc()
                 delay = min(self._max_backoff_s, self._poll_s * 2 ** min(failures, 10))
@@ -144,3 +164,12 @@ class OutboxRelay:
             if published < self._batch:  # a full batch means more are waiting: go on at once
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_s)
+
+    async def _observe(self) -> None:
+        """Keep the backlog gauges current, also while a round waits for Kafka."""
+        while True:
+            try:
+                await self.refresh_backlog()
+            except Exception as exc:  # the database is away: the relay logs that; the gauges keep their values
+                log.debug("outbox backlog not refreshed: %s", describe_error(exc))
+            await asyncio.sleep(self._poll_s)

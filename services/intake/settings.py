@@ -31,5 +31,4 @@ class IntakeSettings(ServiceSettings):
 
     outbox_batch: int = Field(500, ge=1, le=10_000)
     outbox_poll_s: float = Field(0.5, gt=0)
-    outbox_publish_timeout_s: float = Field(30.0, gt=0)
     outbox_max_backoff_s: float = Field(10.0, gt=0)
