@@ -8,9 +8,8 @@ import os
 from datetime import timedelta
 
 import pytest
-from click.testing import Result
 from sqlalchemy import update
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from services.intake.cli import app
 from services.intake.crypto import Purpose, Sealer
