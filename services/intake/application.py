@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -169,21 +168,25 @@ class InboundMessage:
     form_type: FormType
 
 
+class _FormTag(BaseModel):
+    form_type: FormType
+
+
+class _Addressed(BaseModel):
+    """Just enough of a hospital's message to address an answer to; everything else is ignored here."""
+
+    submission_id: uuid.UUID
+    hospital_id: str
+    form: _FormTag
+
+
 def decode_inbound(value: bytes) -> InboundMessage:
-    """The inbound topic's decoder. What has no submission id, hospital and form type to answer to raises
-    (and becomes a sealed dead letter); everything else is answered with a receipt."""
-    data = json.loads(value)
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    form = data.get("form")
-    hospital_id = data.get("hospital_id")
-    if not isinstance(hospital_id, str) or hospital_id not in BY_ID:
-        raise ValueError("no known hospital_id")
-    if not isinstance(form, dict):
-        raise ValueError("no form")
-    return InboundMessage(
-        value, uuid.UUID(str(data.get("submission_id"))), hospital_id, FormType(str(form.get("form_type")))
-    )
+    """The inbound topic's decoder. What has no submission id, known hospital and form type to answer to
+    raises (and becomes a sealed dead letter); everything else is answered with a receipt."""
+    addressed = _Addressed.model_validate_json(value)  # pydantic's parser: also safe from deep nesting
+    if addressed.hospital_id not in BY_ID:
+        raise ValueError("hospital_id names no known hospital")
+    return InboundMessage(value, addressed.submission_id, addressed.hospital_id, addressed.form.form_type)
 
 
 def _receipt(row: Submission) -> Receipt:
@@ -646,6 +649,9 @@ class Intake:
                     continue
                 try:
                     with _counted(hospital_id=message.hospital_id, form_type=message.form_type):
+                        if len(message.raw) > self._settings.max_body_bytes:
+                            limit = self._settings.max_body_bytes
+                            raise Refused([Issue("<body>", f"exceeds the limit of {limit} bytes", "TOO_LARGE")])
                         submission = parse_submission(message.raw)
                     with _counted(submission) as counted:
                         identity = self._check(submission)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from services.intake.storage import Submission, VaultEntry
@@ -421,3 +423,27 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+async def test_concurrent_resends_register_one_submission(harness: Harness) -> None:
+    body = submission()
+    responses = await asyncio.gather(*(post(harness, body) for _ in range(8)))
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert await stored(harness) == 1
+
+
+async def test_outcomes_are_counted_by_hospital_and_form_type(harness: Harness) -> None:
+    def count(outcome: str, hospital: str = "ous", form_type: str = "diagnosis") -> float:
+        labels = {"hospital": hospital, "form_type": form_type, "outcome": outcome}
+        return REGISTRY.get_sample_value("intake_submissions_total", labels) or 0.0
+
+    before = {o: count(o) for o in ("received", "duplicate", "conflict", "refused")}
+    unknown_before = count("refused", "unknown", "unknown")
+    body = submission()
+    await post(harness, body)
+    await post(harness, body)
+    await post(harness, body | {"form": diagnosis(grade=2)})
+    await post(harness, submission(form=diagnosis(sex="male")))
+    await post(harness, b"{")
+    assert {o: count(o) - before[o] for o in before} == {"received": 1, "duplicate": 1, "conflict": 1, "refused": 1}
+    assert count("refused", "unknown", "unknown") - unknown_before == 1

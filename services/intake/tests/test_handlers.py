@@ -14,7 +14,7 @@ from faststream.kafka import TestKafkaBroker
 
 from services.intake.crypto import Purpose, Sealer
 from services.intake.tests.conftest import OUS, Harness
-from services.intake.tests.factories import CHILD, diagnosis, encode, submission
+from services.intake.tests.factories import CHILD, diagnosis, encode, submission, treatment
 from shared.events import DeadLetter, Finding, ReceiptIssued, Severity, SubmissionReceived
 from shared.events.validation import SubmissionRejected, SubmissionValidated, ValidationOutcome
 from shared.settings import key_bytes
@@ -162,6 +162,8 @@ async def test_an_invalid_inbound_message_gets_a_rejected_receipt_with_the_field
     [
         (b"not json", "ous", "ous"),
         (b'{"hospital_id": "ous", "form": {"form_type": "diagnosis"}}', "ous", "ous"),  # no submission id
+        (b"[" * 100_000 + b"]" * 100_000, "ous", "ous"),  # nested past any parser's recursion
+        (encode(submission(hospital_id="elsewhere")), "ous", "ous"),  # no known hospital to answer
         (encode(submission()), "ous", None),  # no hospital-id header
         (encode(submission()), "ous", "unn"),  # header names another hospital
         (encode(submission()), "unn", "unn"),  # key and header say unn, the body says ous
@@ -189,3 +191,10 @@ async def test_a_reused_inbound_submission_id_is_dead_lettered(harness: Harness,
     (letter,) = kafka.dead
     assert "different content" in letter.error
     assert [r.status for r in await receipts(harness)] == ["received"]
+
+
+async def test_an_inbound_message_over_the_size_limit_is_refused(harness: Harness, kafka: Kafka) -> None:
+    body = submission(form=treatment(protocol="x" * 80)) | {"padding": "x" * harness.settings.max_body_bytes}
+    await kafka.inbound(encode(body))
+    (receipt,) = await receipts(harness)
+    assert receipt.status == "rejected" and [f.code for f in receipt.findings] == ["TOO_LARGE"]
