@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("scope", "period", "metric", "key"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "daily_snapshots",
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.Column("event_id", sa.Uuid(), nullable=False),
         sa.Column("processed_at", sa.DateTime(), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("consumer", "event_id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "reminders",
@@ -74,6 +76,7 @@ def upgrade() -> None:
         sa.Column("submission_id", sa.Uuid(), nullable=False),
         sa.Column("facts", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("submission_id"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "tumours",
