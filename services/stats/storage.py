@@ -53,7 +53,7 @@ class Base(DeclarativeBase):
 class ProcessedMessage(ProcessedMessageMixin, Base):
     # Keyed by random ids: SQLite stores the rows in the key's own b-tree instead of a rowid table plus
     # an index (half the writes per claim; a replay claims every event). PostgreSQL ignores the option.
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class TumourRow(Base):
@@ -76,7 +76,7 @@ class SubmissionRow(Base):
     a replay reads and writes one of these."""
 
     __tablename__ = "submissions"
-    __table_args__ = {"sqlite_with_rowid": False}  # looked up by random ids only, as processed ids are
+    __table_args__ = ({"sqlite_with_rowid": False},)  # looked up by random ids only, as processed ids are
 
     submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     # [hospital, form type, received year, receipted, outcome, pseudonym, tumour ref, [rejection codes]]
@@ -102,7 +102,7 @@ class ReminderRow(Base):
 
 class CounterRow(Base):
     __tablename__ = "counters"
-    __table_args__ = {"sqlite_with_rowid": False}  # read and upserted by key only
+    __table_args__ = ({"sqlite_with_rowid": False},)  # read and upserted by key only
 
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[int] = mapped_column(Integer, primary_key=True)  # a year, or 0 for all time
