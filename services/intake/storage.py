@@ -322,7 +322,4 @@ async def outbox_backlog(session: AsyncSession) -> tuple[int, datetime | None]:
             select(func.count(), func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
         )
     ).one()
-    oldest = row[1]
-    if isinstance(oldest, datetime) and oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)  # min() over SQLite text bypasses the column type
-    return int(row[0]), oldest
+    return int(row[0]), row[1]
