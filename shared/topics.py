@@ -46,6 +46,8 @@ class TopicSpec:
     name: str
     key: Key
     events: tuple[type[Event], ...]
+    producer: str  # the service (or outside party) that writes the topic
+    consumer_groups: tuple[str, ...]  # the platform's consumer groups that read it
     partitions: int = CLINICAL_PARTITIONS
     cleanup: Cleanup = Cleanup.DELETE
     retention_ms: int = -1  # registry data is kept; compaction or explicit deletes shrink topics
@@ -65,30 +67,40 @@ SUBMISSIONS_RECEIVED = TopicSpec(
     "intake.submissions.received",
     Key.CHILD_PSEUDONYM,
     (SubmissionReceived,),
+    "intake",
+    ("validation",),
     description="Every submission intake accepted, identity replaced by the registry pseudonym.",
 )
 HOSPITAL_INBOUND = TopicSpec(
     "hospital.inbound.submissions",
     Key.HOSPITAL_ID,
     (),  # raw hospital submissions (intake's API body); intake validates them as it does HTTP bodies
+    "hospitals",
+    ("intake-inbound",),
     description="Hospitals may produce their submissions here instead of calling the HTTP API.",
 )
 SUBMISSIONS_VALIDATED = TopicSpec(
     "validation.submissions.validated",
     Key.CHILD_PSEUDONYM,
     (SubmissionValidated,),
+    "validation",
+    ("intake", "stats", "export"),
     description="Accepted submissions with their ICCC-3 code and check findings.",
 )
 SUBMISSIONS_REJECTED = TopicSpec(
     "validation.submissions.rejected",
     Key.CHILD_PSEUDONYM,
     (SubmissionRejected,),
+    "validation",
+    ("intake", "stats"),
     description="Rejected submissions with the findings that rejected them.",
 )
 RECEIPTS = TopicSpec(
     "intake.receipts",
     Key.HOSPITAL_ID,
     (ReceiptIssued,),
+    "intake",
+    ("stats",),
     partitions=3,
     description="A receipt for every submitted message and every change of its status.",
 )
@@ -96,6 +108,8 @@ RESERVATIONS = TopicSpec(
     "intake.reservations",
     Key.CHILD_PSEUDONYM,
     (ReservationRegistered, ReservationWithdrawn),
+    "intake",
+    ("export",),
     cleanup=Cleanup.COMPACT,
     description="NOPHO-Care reservations; the latest event per child is the child's state.",
 )
@@ -103,6 +117,8 @@ STATS_SNAPSHOTS = TopicSpec(
     "stats.snapshots",
     Key.SCOPE,
     (StatsSnapshot,),
+    "stats",
+    (),
     partitions=3,
     cleanup=Cleanup.COMPACT,
     extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
@@ -112,6 +128,8 @@ REMINDERS = TopicSpec(
     "stats.reminders",
     Key.HOSPITAL_ID,
     (ReminderChanged,),
+    "stats",
+    (),
     partitions=3,
     description="Reports a hospital owes, opened when due and cleared when they arrive.",
 )
@@ -119,6 +137,8 @@ DEAD_LETTERS = TopicSpec(
     "registry.dead-letters",
     Key.SOURCE_KEY,
     (DeadLetter,),
+    "every service",
+    (),
     partitions=3,
     description="Messages a consumer gave up on, with the error, for inspection and redrive.",
 )
@@ -126,6 +146,8 @@ DEAD_LETTERS_REDRIVEN = TopicSpec(
     "registry.dead-letters.redriven",
     Key.DEAD_LETTER_ID,
     (),  # operator records (`deploy.ops.deadletters.Redriven`), not platform events; nothing consumes them
+    "operators",
+    (),
     partitions=1,
     cleanup=Cleanup.COMPACT,
     description="Which dead letters an operator redrove, when and where to: a later redrive skips them.",

@@ -10,25 +10,14 @@ from aiokafka.errors import for_code
 
 from deploy.ops import OpsError
 from shared.settings import KafkaSettings
-from shared.topics import (
-    HOSPITAL_INBOUND,
-    RECEIPTS,
-    RESERVATIONS,
-    SUBMISSIONS_RECEIVED,
-    SUBMISSIONS_REJECTED,
-    SUBMISSIONS_VALIDATED,
-    TopicSpec,
-)
+from shared.topics import ALL_TOPICS, TopicSpec
 
 # Each service consumes as the consumer group named after it (`ServiceSettings.consumer_group`); intake
 # reads the hospitals' inbound topic in a group of its own (`services.intake.handlers.inbound_group`), so
 # that topic's offsets move independently of the decisions it consumes.
 GROUP_INPUTS: dict[str, tuple[TopicSpec, ...]] = {
-    "intake": (SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED),
-    "intake-inbound": (HOSPITAL_INBOUND,),
-    "validation": (SUBMISSIONS_RECEIVED,),
-    "stats": (SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED, RECEIPTS),
-    "export": (SUBMISSIONS_VALIDATED, RESERVATIONS),
+    group: tuple(spec for spec in ALL_TOPICS if group in spec.consumer_groups)
+    for group in dict.fromkeys(g for spec in ALL_TOPICS for g in spec.consumer_groups)
 }
 SERVICE_GROUPS: dict[str, tuple[str, ...]] = {
     "intake": ("intake", "intake-inbound"),
