@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import String, Uuid, func, insert, select
+from sqlalchemy import String, Uuid, func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -31,18 +32,16 @@ async def claim_new(
 ) -> set[uuid.UUID]:
     """Record `event_ids` as processed by `consumer` and return those not seen before.
 
-    Call inside the transaction that applies the effects: if it rolls back, so does the claim.
+    Call inside the transaction that applies the effects: if it rolls back, so does the claim. One
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING` does the lookup and the insert in a single pass over the
+    index; on PostgreSQL a concurrent claim of the same id waits for the other transaction and then
+    returns the id only if that transaction rolled back, so exactly one consumer applies it.
     """
     wanted = set(event_ids)
     if not wanted:
         return set()
     table = model.__table__  # type: ignore[attr-defined]
-    seen = set(
-        await session.scalars(
-            select(table.c.event_id).where(table.c.consumer == consumer, table.c.event_id.in_(wanted))
-        )
-    )
-    new = wanted - seen
-    if new:
-        await session.execute(insert(table), [{"consumer": consumer, "event_id": e} for e in new])
-    return new
+    insert = postgresql.insert if session.sync_session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+    rows = await session.execute(statement, [{"consumer": consumer, "event_id": e} for e in wanted])
+    return set(rows.scalars())
