@@ -1,11 +1,10 @@
 """`registry intake ...`: operator commands of the intake service. They read the service's own
-configuration (`INTAKE_*` variables), so run them where the service runs."""
+configuration (`INTAKE_*` variables), so run them where the service runs. Sealed dead letters of the
+hospital inbound topic open with `registry deadletters show --unseal` (INTAKE_VAULT_KEY set)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import sys
 from datetime import timedelta
 from typing import Annotated
 
@@ -14,13 +13,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import delete, func, select
 
-from services.intake.crypto import InvalidToken, Purpose, Sealer
 from services.intake.settings import IntakeSettings
 from services.intake.storage import OutboxMessage, outbox_backlog
 from shared.db import create_engine, session_factory
-from shared.events import DeadLetter
 from shared.events.base import utcnow
-from shared.settings import SettingsError, key_bytes, load_settings
+from shared.settings import SettingsError, load_settings
 
 app = typer.Typer(help="Commands of the intake service.", no_args_is_help=True)
 outbox_app = typer.Typer(help="The outbox: events waiting for Kafka, and those already sent.", no_args_is_help=True)
@@ -88,23 +85,3 @@ def outbox_purge(
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     console.print(f"deleted {asyncio.run(purge())} sent events older than {older_than_days} days")
-
-
-@app.command("open-dead-letter")
-def open_dead_letter() -> None:
-    """Read a dead letter of the hospital inbound topic (its JSON) on standard input and write the original
-    message to standard output, for inspection or to produce it again. The output holds an identity
-    number: handle it as the hospital's message itself."""
-    try:
-        letter = DeadLetter.from_json(sys.stdin.buffer.read())
-    except ValueError as error:
-        errors.print("standard input is not a dead letter")
-        raise typer.Exit(2) from error
-    value = base64.b64decode(letter.value_b64)
-    if letter.value_encoding == "fernet":
-        try:
-            value = Sealer(key_bytes(_settings().vault_key), Purpose.DEAD_LETTERS).open(value)
-        except InvalidToken as error:
-            errors.print("the dead letter was not sealed with this INTAKE_VAULT_KEY")
-            raise typer.Exit(1) from error
-    sys.stdout.buffer.write(value)
