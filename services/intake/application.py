@@ -78,6 +78,7 @@ from shared.events.forms import FormType
 from shared.events.submissions import Channel, Child, HospitalSubmission
 from shared.hospitals import BY_ID
 from shared.kafka import Delivery
+from shared.observability.logging import log_extra
 from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
 from shared.pseudonym import Pseudonymiser
 from shared.settings import key_bytes
@@ -275,6 +276,7 @@ class Intake:
                 row, created = await self._register(session, submission, identity, Channel.HTTP)
             counted.created = created
         if created:
+            _log_registered(row)
             self._notify()
         return _receipt(row), created
 
@@ -501,6 +503,7 @@ class Intake:
                 identity = self._check(submission)
                 row, counted.created = await self._register(session, submission, identity, Channel.HTTP, draft_id)
             await session.delete(draft)
+        _log_registered(row)
         self._notify()
         return _receipt(row), True
 
@@ -640,6 +643,7 @@ class Intake:
         produced as the hospital they name, and reuses of a submission id for another content. A resend of
         a registered message is answered by the receipts already on the topic."""
         unanswerable: list[tuple[Delivery[InboundMessage], str]] = []
+        registered: list[Submission] = []
         async with self._db.transaction(serialised=True) as session:
             for delivery in batch:
                 message = delivery.event
@@ -655,7 +659,9 @@ class Intake:
                         submission = parse_submission(message.raw)
                     with _counted(submission) as counted:
                         identity = self._check(submission)
-                        _, counted.created = await self._register(session, submission, identity, Channel.KAFKA)
+                        row, counted.created = await self._register(session, submission, identity, Channel.KAFKA)
+                    if counted.created:
+                        registered.append(row)
                 except Refused as refused:
                     now = self._clock()
                     digest = self._digest(message.raw.hex())
@@ -666,6 +672,8 @@ class Intake:
                         add_outbox(session, RECEIPTS.name, message.hospital_id, receipt, now)
                 except Conflict as conflict:
                     unanswerable.append((delivery, str(conflict)))
+        for row in registered:
+            _log_registered(row)
         if len(unanswerable) < len(batch):
             self._notify()
         return unanswerable
@@ -694,6 +702,17 @@ def _counted(
         raise
     if count.created is not None:
         SUBMISSIONS_TOTAL.labels(*labels, "received" if count.created else "duplicate").inc()
+
+
+def _log_registered(row: Submission) -> None:
+    fields = log_extra(
+        submission_id=str(row.submission_id),
+        hospital_id=row.hospital_id,
+        form_type=row.form_type,
+        channel=row.channel,
+        supersedes=str(row.supersedes) if row.supersedes else None,
+    )
+    log.info("submission %s registered", row.submission_id, extra=fields)
 
 
 def _header(delivery: Delivery[InboundMessage], name: str) -> str | None:
