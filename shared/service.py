@@ -7,6 +7,8 @@ first, so in-flight batches finish and commit their offsets, then closes the dat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from prometheus_client import REGISTRY
@@ -34,6 +37,8 @@ from shared.settings import ServiceSettings
 from shared.topics import DEAD_LETTERS, TopicSpec
 
 Hook = Callable[[], Awaitable[None]]
+KAFKA_UNREACHABLE: tuple[type[BaseException], ...] = (KafkaError, OSError, TimeoutError)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Service:
     dead_letters: DeadLetterPublisher = field(init=False)
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    _kafka_started: bool = field(default=False, init=False)
+    _connecting: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.broker = create_broker(self.settings.kafka, client_id=self.name, registry=REGISTRY)
@@ -60,17 +67,44 @@ class Service:
         return self.settings.kafka.topic(spec)
 
     async def start(self) -> None:
+        """Migrate the database, then connect to Kafka. If Kafka cannot be reached the service still starts
+        (intake keeps accepting submissions into its outbox), reports not-ready, and keeps connecting."""
         await upgrade(self.engine, self.migrations)
+        try:
+            await self._start_kafka()
+        except KAFKA_UNREACHABLE as exc:
+            log.warning("Kafka unreachable (%s); starting without it and retrying", type(exc).__name__)
+            self._connecting = asyncio.create_task(self._keep_connecting(), name=f"{self.name}-kafka-connect")
+
+    async def _start_kafka(self) -> None:
         await ensure_topics(self.settings.kafka)
         await self.broker.start()
         for hook in self.on_start:
             await hook()
+        self._kafka_started = True
+
+    async def _keep_connecting(self, backoff_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(backoff_s)
+            try:
+                await self._start_kafka()
+            except KAFKA_UNREACHABLE as exc:
+                log.warning("Kafka still unreachable (%s)", type(exc).__name__)
+                backoff_s = min(backoff_s * 2, 15.0)
+            else:
+                log.info("connected to Kafka")
+                return
 
     async def stop(self) -> None:
-        # Consumers first: FastStream lets in-flight handlers finish (graceful_timeout) and commit.
-        await self.broker.stop()
-        for hook in reversed(self.on_stop):
-            await hook()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        if self._kafka_started:
+            # Consumers first: FastStream lets in-flight handlers finish (graceful_timeout) and commit.
+            await self.broker.stop()
+            for hook in reversed(self.on_stop):
+                await hook()
         await self.engine.dispose()
 
     async def _database_ready(self) -> bool:
@@ -79,7 +113,7 @@ class Service:
         return True
 
     async def _broker_ready(self) -> bool:
-        return await self.broker.ping(timeout=2.0)
+        return self._kafka_started and await self.broker.ping(timeout=2.0)
 
     def http_app(
         self, *, title: str, description: str, routers: Sequence[APIRouter] = (), **fastapi_kwargs: Any

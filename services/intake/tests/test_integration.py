@@ -265,3 +265,27 @@ async def _backlog(client: httpx.AsyncClient, expected: int) -> bool:
     metrics = (await client.get("/metrics")).text
     line = next(line for line in metrics.splitlines() if line.startswith("intake_outbox_backlog "))
     return float(line.split()[1]) == expected
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+async def test_intake_starts_and_accepts_while_kafka_has_never_been_up(tmp_path: Path) -> None:
+    cluster = KafkaCluster("intake-cold", 1, state_dir=tmp_path / "kafka", free_ports=True)  # not started yet
+    kafka = KafkaSettings(bootstrap_servers=cluster.bootstrap_servers, topic_prefix="cold.")
+    settings = intake_settings(f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}", kafka)
+    try:
+        async with running(build_app(settings)) as client:
+            assert (await client.get("/ready")).status_code == 503
+            assert (await post(client, submission(form=diagnosis("T-1")))).status_code == 202
+
+            await asyncio.to_thread(cluster.start)
+            await eventually(lambda: _ready(client), within=60)
+            await eventually(lambda: _backlog(client, 0), within=60)
+        [record] = await read_topic(kafka, SUBMISSIONS_RECEIVED, 1)
+        assert SubmissionReceived.from_json(record.value).form.tumour_ref == "T-1"
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/ready")).status_code == 200
