@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import deadletters, generate, kafka, platform, postgres, replay, services, tokens, topics
+from deploy.cli import deadletters, docs, generate, kafka, platform, postgres, replay, services, tokens, topics
 from services.export import cli as export_cli
 from services.intake import cli as intake_cli
 from services.stats import cli as stats_cli
@@ -26,6 +26,7 @@ app.add_typer(deadletters.app, name="deadletters")
 app.command("replay")(replay.replay)
 app.command("serve")(services.serve)
 app.command("generate")(generate.generate)
+app.command("docs")(docs.docs)
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(intake_cli.app, name="intake")
 app.add_typer(validation_cli.iccc_app, name="iccc")
