@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from typing import Annotated
@@ -10,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy.local.platform import SERVICES, LocalPlatform
+from deploy.local.platform import LocalPlatform
+from deploy.ops.groups import GROUP_INPUTS
+from deploy.ops.lag import consumer_lag
+from shared.settings import KafkaSettings
 
 console = Console()
 
@@ -58,21 +62,30 @@ def down() -> None:
 
 
 def status() -> None:
-    """Broker and services: process, readiness."""
+    """Broker and services: process, readiness, and each consumer group's lag."""
     platform = LocalPlatform()
     table = Table("component", "pid", "ready", "where")
     if platform.kafka is not None:
         for node in platform.kafka.status():
             table.add_row(
-                f"kafka node {node.node_id}",
-                str(node.pid or "-"),
-                "yes" if node.alive else "no",
-                f"127.0.0.1:{node.port}",
+                f"kafka node {node.node_id}", str(node.pid or "-"), _yes(node.alive), f"127.0.0.1:{node.port}"
             )
-    for service in SERVICES:
+    for service in platform.services:
         pid = platform.pid(service)
-        table.add_row(service.name, str(pid or "-"), "yes" if pid and platform.ready(service) else "no", service.url)
+        table.add_row(service.name, str(pid or "-"), _yes(bool(pid) and platform.ready(service)), service.url)
     console.print(table)
+    if platform.kafka is None or not any(node.alive for node in platform.kafka.status()):
+        return
+    settings = KafkaSettings(bootstrap_servers=platform.bootstrap_servers)
+    lags = asyncio.run(consumer_lag(settings, list(GROUP_INPUTS)))
+    lag_table = Table("consumer group", "state", "members", "lag (records)")
+    for lag in lags:
+        lag_table.add_row(lag.group.group, lag.group.state, str(len(lag.group.members)), str(lag.total))
+    console.print(lag_table)
+
+
+def _yes(value: bool) -> str:
+    return "[green]yes[/]" if value else "[red]no[/]"
 
 
 def _print_endpoints(platform: LocalPlatform, tokens: dict[str, str]) -> None:
