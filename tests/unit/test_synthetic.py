@@ -1,8 +1,8 @@
 """The synthetic submission generator: reproducible, valid, realistic, and erroneous exactly where labelled.
 
-Code and check tests read the registry's reference tables beside the checkout (`../shared/reference`, or
-REGISTRY_REFERENCE_DIR) through a small independent implementation of the lookups, so the case mix is
-held to the same tables validation uses.
+Code and check tests read the project's copy of the public reference tables (services/validation/data,
+with their licences) through a small independent implementation of the lookups, so the case mix is held
+to the same tables validation uses.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from shared.events.submissions import HospitalSubmission
 from shared.hospitals import BY_ID
 from shared.settings import REPO_ROOT, KafkaSettings
 
-REFERENCE = Path(os.environ.get("REGISTRY_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "reference"))
+REFERENCE = REPO_ROOT / "services" / "validation" / "data"
 FORM = TypeAdapter(Form)
 DIAGNOSIS_ERRORS = {
     ErrorClass.INVALID_TOPOGRAPHY,
@@ -517,8 +517,6 @@ class Checks:
 
 @pytest.fixture(scope="module")
 def reference() -> Path:
-    if not (REFERENCE / "icdo3" / "topography_codes.txt").exists():
-        pytest.skip(f"reference tables not found at {REFERENCE} (set REGISTRY_REFERENCE_DIR)")
     return REFERENCE
 
 
