@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from shared.topics import ALL_TOPICS
+from tests.deploy import kustomize
 from tests.deploy.support import K8S_DIR, REPO, SERVICES, fake_secret, load_service_settings, required_variables
-
-yaml = pytest.importorskip("yaml")
-from tests.deploy import kustomize  # noqa: E402  (needs PyYAML)
 
 Resource = dict[str, Any]
 KUSTOMIZATIONS = sorted(path.parent for path in K8S_DIR.rglob("kustomization.yaml"))
@@ -312,7 +310,8 @@ def test_keda_scales_the_consumers_on_their_lag_up_to_the_partition_count(
 
 
 def test_keda_topics_are_the_inputs_of_the_group() -> None:
-    groups = pytest.importorskip("deploy.ops.groups")
+    from deploy.ops import groups
+
     for scaled_object in of_kind(render("python", "prod"), "ScaledObject").values():
         for trigger in scaled_object["spec"]["triggers"]:
             group = trigger["metadata"]["consumerGroup"]

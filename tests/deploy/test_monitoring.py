@@ -13,14 +13,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from tests.deploy.support import COMPOSE_DIR, MONITORING, REPO, RUNBOOK, SERVICES, github_anchors
 
 
 def load_yaml(path: Path) -> Any:
-    # PyYAML only where YAML is read: the dashboards (JSON) are checked without it.
-    yaml = pytest.importorskip("yaml")
     return yaml.safe_load(path.read_text())
 
 
