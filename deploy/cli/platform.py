@@ -104,4 +104,6 @@ def _print_endpoints(platform: LocalPlatform, tokens: dict[str, str]) -> None:
     console.print(
         f"  curl -H 'Authorization: Bearer {tokens['staff']}' {stats}/stats/registry", highlight=False, soft_wrap=True
     )
+    dashboard = platform.service("stats.dashboard").url
+    console.print(f"Dashboard: {dashboard} (sign in with a token from that file)", highlight=False, soft_wrap=True)
     console.print(f"Logs: {platform.log_dir}/<service>.log")

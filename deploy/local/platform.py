@@ -42,8 +42,15 @@ SERVICES = (
     ServiceProcess("validation", 8002),
     ServiceProcess("stats", 8003),
     ServiceProcess("export", 8004),
+    ServiceProcess("stats.dashboard", 8005),  # python -m services.stats.dashboard, reading DASHBOARD_*
 )
-SECRET_NAMES = ("INTAKE_PSEUDONYM_KEY", "INTAKE_VAULT_KEY", "EXPORT_PSEUDONYM_KEY", "EXPORT_SIGNING_KEY")
+SECRET_NAMES = (
+    "INTAKE_PSEUDONYM_KEY",
+    "INTAKE_VAULT_KEY",
+    "EXPORT_PSEUDONYM_KEY",
+    "EXPORT_SIGNING_KEY",
+    "DASHBOARD_SESSION_KEY",
+)
 
 
 class LocalPlatform:
@@ -77,9 +84,10 @@ class LocalPlatform:
     def secrets(self) -> dict[str, str]:
         """Local keys, made once: restarting keeps pseudonyms stable (a new key would re-key children)."""
         path = self.var / "secrets.json"
-        if not path.exists():
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        if set(SECRET_NAMES) - set(kept):  # new, or made before a secret was added: existing keys stay
             path.parent.mkdir(parents=True, exist_ok=True)
-            keys = {name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() for name in SECRET_NAMES}
+            keys = {name: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() for name in SECRET_NAMES} | kept
             path.write_text(json.dumps(keys, indent=2))
             path.chmod(0o600)
         return dict(json.loads(path.read_text()))
@@ -94,7 +102,7 @@ class LocalPlatform:
         return dict(json.loads(self.demo_tokens_file.read_text()))
 
     def environment(self, service: ServiceProcess) -> dict[str, str]:
-        prefix = service.name.upper()
+        prefix = service.name.rpartition(".")[2].upper()  # stats.dashboard: DASHBOARD_
         return {
             **os.environ,
             **self.secrets(),

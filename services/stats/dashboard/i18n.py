@@ -105,7 +105,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "kind_treatment_report_missing": "Behandlingsmelding",
         "kind_follow_up_due": "Oppfølgingsmelding, år {year}",
         "no_reminders": "Ingen utestående meldinger.",
-        "monthly": "Meldinger per måned",
+        "monthly": "Meldinger mottatt per måned",
         "monthly_note": (
             "Regnet ut fra endringene mellom øyeblikksbildene siden {since}: det som kom før, "
             "er ikke fordelt på måneder."
@@ -238,7 +238,7 @@ LABELS: dict[Lang, dict[str, str]] = {
         "kind_treatment_report_missing": "Treatment report",
         "kind_follow_up_due": "Follow-up report, year {year}",
         "no_reminders": "No outstanding reports.",
-        "monthly": "Reports per month",
+        "monthly": "Reports received per month",
         "monthly_note": (
             "Worked out from the changes between snapshots since {since}: what came before is not split by month."
         ),

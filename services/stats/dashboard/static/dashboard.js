@@ -149,6 +149,11 @@ function bars(rows, scale) {
     .join("");
 }
 
+// A bar of one segment, its value written beside it.
+function single(label, value, cls) {
+  return { label, segments: [{ value: Math.max(0, value), cls }], text: n(value) };
+}
+
 function legend(items) {
   return (
     `<ul class="legend">` +
@@ -162,7 +167,7 @@ function table(caption, head, rows, numeric = []) {
   return (
     `<table><caption>${esc(caption)}</caption>` +
     `<thead><tr>${head.map((h, i) => cell(esc(h), i, "th")).join("")}</tr></thead>` +
-    `<tbody>${rows.map((r) => `<tr>${r.map((v, i) => cell(v, i, i === 0 ? "th" : "td")).join("")}</tr>`).join("")}</tbody>` +
+    `<tbody>${rows.map((r) => `<tr>${r.map((v, i) => cell(v, i, i ? "td" : "th")).join("")}</tr>`).join("")}</tbody>` +
     `</table>`
   );
 }
@@ -216,11 +221,12 @@ function caseMix(scope) {
   const groups = Object.entries(figures(scope)?.case_mix_main_group ?? {});
   const caption = `${t("case_mix")}, ${periodLabel()}`;
   if (!groups.length) return section("case-mix", t("case_mix"), empty(t("no_data")));
-  const chart = bars(groups.map(([g, count]) => ({ label: g, segments: [{ value: count, cls: "s-main" }], text: n(count) })));
+  const chart = bars(groups.map(([g, count]) => single(g, count, "s-main")));
   const rows = groups.map(([g, count]) => [esc(g), esc(groupName(g)), n(count)]);
   const tableHtml = table(caption, [t("group"), t("description"), t("count")], rows, [2]);
-  const names = `<ul class="group-names">${groups.map(([g]) => `<li><b>${esc(g)}</b> ${esc(groupName(g))}</li>`).join("")}</ul>`;
-  return section("case-mix", t("case_mix"), figure("case-mix-chart", caption, chart, tableHtml) + names);
+  const names = groups.map(([g]) => `<li><b>${esc(g)}</b> ${esc(groupName(g))}</li>`).join("");
+  const legendOfGroups = `<ul class="group-names">${names}</ul>`;
+  return section("case-mix", t("case_mix"), figure("case-mix-chart", caption, chart, tableHtml) + legendOfGroups);
 }
 
 function reportsByForm(scope) {
@@ -248,7 +254,8 @@ function reportsByForm(scope) {
     return [esc(t(`form_${f}`)), n(c.received), n(c.accepted), n(c.rejected), n(pending(c))];
   });
   const head = [t("form"), t("received"), t("accepted"), t("rejected"), t("pending")];
-  return section("reports", t("reports_by_form"), key + figure("reports-chart", caption, chart, table(caption, head, rows, [1, 2, 3, 4])));
+  const tableHtml = table(caption, head, rows, [1, 2, 3, 4]);
+  return section("reports", t("reports_by_form"), key + figure("reports-chart", caption, chart, tableHtml));
 }
 
 function completeness(scope) {
@@ -300,7 +307,12 @@ function timeliness(rowsOf) {
       })),
       scale,
     );
-    const tableRows = rows.map((r) => [esc(r.label), n(r.times.count), days(r.times.median_days), days(r.times.p90_days)]);
+    const tableRows = rows.map((r) => [
+      esc(r.label),
+      n(r.times.count),
+      days(r.times.median_days),
+      days(r.times.p90_days),
+    ]);
     const head = [view === "overview" ? t("hospital") : t("measure"), t("count"), t("median"), t("p90")];
     body += figure(`${measure}-chart`, caption, chart, table(caption, head, tableRows, [1, 2, 3]));
   }
@@ -311,9 +323,10 @@ function rejections(scope) {
   const codes = Object.entries(figures(scope)?.rejections_by_code ?? {}).sort((a, b) => b[1] - a[1]);
   const caption = `${t("rejection_reasons")}, ${periodLabel()}`;
   if (!codes.length) return section("rejections", t("rejection_reasons"), empty(t("no_rejections")));
-  const chart = bars(codes.map(([code, count]) => ({ label: findingName(code), segments: [{ value: count, cls: "s-rejected" }], text: n(count) })));
+  const chart = bars(codes.map(([code, count]) => single(findingName(code), count, "s-rejected")));
   const rows = codes.map(([code, count]) => [`<code>${esc(code)}</code>`, esc(findingName(code)), n(count)]);
-  return section("rejections", t("rejection_reasons"), figure("rejections-chart", caption, chart, table(caption, [t("code"), t("description"), t("count")], rows, [2])));
+  const tableHtml = table(caption, [t("code"), t("description"), t("count")], rows, [2]);
+  return section("rejections", t("rejection_reasons"), figure("rejections-chart", caption, chart, tableHtml));
 }
 
 function reminders(scope) {
@@ -339,21 +352,11 @@ function monthly(scope) {
   if (!derived?.since || !months.length) return section("monthly", t("monthly"), empty(t("no_data")));
   const since = `${date(derived.since.slice(0, 10))} ${clock.format(new Date(derived.since))}`;
   const note = `<p class="note">${esc(t("monthly_note", { since }))}</p>`;
-  const chart = bars(
-    months.map(([key, c]) => ({
-      label: month(key),
-      segments: [
-        { value: Math.max(0, c.accepted), cls: "s-accepted" },
-        { value: Math.max(0, c.rejected), cls: "s-rejected" },
-        { value: pending(c), cls: "s-pending" },
-      ],
-      text: n(c.received),
-    })),
-  );
+  // Received only: a report received in one month may be accepted or rejected in the next.
+  const chart = bars(months.map(([key, c]) => single(month(key), c.received, "s-main")));
   const rows = months.map(([key, c]) => [esc(month(key)), n(c.received), n(c.accepted), n(c.rejected)]);
   const tableHtml = table(t("monthly"), [t("month"), t("received"), t("accepted"), t("rejected")], rows, [1, 2, 3]);
-  const key = legend([["s-accepted", t("accepted")], ["s-rejected", t("rejected")], ["s-pending", t("pending")]]);
-  return section("monthly", t("monthly"), key + figure("monthly-chart", t("monthly"), chart, tableHtml, note));
+  return section("monthly", t("monthly"), figure("monthly-chart", t("monthly"), chart, tableHtml, note));
 }
 
 function hospitalsTable() {
@@ -380,7 +383,8 @@ function hospitalsTable() {
     `${t("days_to_diagnosis_report")} (${t("median")})`,
   ];
   const caption = `${t("hospital_table")}, ${periodLabel()}`;
-  return section("hospitals", t("hospital_table"), scrollable(table(caption, head, rows, [1, 2, 3, 4, 5, 6]), caption), true);
+  const tableHtml = table(caption, head, rows, [1, 2, 3, 4, 5, 6]);
+  return section("hospitals", t("hospital_table"), scrollable(tableHtml, caption), true);
 }
 
 function sections() {

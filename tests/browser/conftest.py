@@ -1,0 +1,42 @@
+"""The browser tests' fixtures: the system Chromium driven by Playwright, and where screenshots go.
+
+Playwright drives Debian's Chromium (`deploy.local.browser.ensure_chromium`, installed with apt-get on a
+fresh machine); its own browser download is never used. Each test gets a fresh browser context, and the
+browser itself starts on a fresh temporary profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.browser import CHROMIUM_ARGS, ensure_chromium
+from shared.settings import REPO_ROOT
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (a dev dependency)")
+from playwright.sync_api import Browser, expect, sync_playwright
+
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"  # git-ignored; CI keeps them
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Until pyproject's marker list has it (--strict-markers refuses unknown markers).
+    config.addinivalue_line("markers", "browser: drives a real headless browser (Chromium)")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    chromium = ensure_chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_ARGS))
+        expect.set_options(timeout=30_000)  # a figure travels four services and a broker
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
