@@ -1,0 +1,1 @@
+"""The platform's benchmark: `python -m deploy.bench [--quick]`; `python -m deploy.bench.report`."""

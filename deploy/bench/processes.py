@@ -1,0 +1,362 @@
+"""The runs with the services as processes (`deploy.local.platform.LocalPlatform`), each on a database of
+its own on the benchmark's PostgreSQL server: HTTP intake alone, end to end, and validation scaled out.
+Peak resident memory of every process is sampled throughout (psutil)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from deploy.bench import events
+from deploy.bench.infra import Infra, MemoryWatch, cpu_seconds, end_offsets, produce, wait_drained
+from deploy.bench.loadgen import LoadResult, Request, closed_loop, open_loop
+from deploy.local.kafka import pick_free_ports
+from deploy.local.platform import LocalPlatform, ServiceProcess
+from deploy.synthetic import Item
+from shared.settings import KafkaSettings
+from shared.topics import HOSPITAL_INBOUND, STATS_SNAPSHOTS, SUBMISSIONS_RECEIVED
+
+HOST = "127.0.0.1"
+
+
+def submission_requests(items: Iterable[Item], tokens: dict[str, str], port: int) -> Iterator[Request]:
+    for item in items:
+        yield Request.post(f"{HOST}:{port}", "/v1/submissions", tokens[item.hospital_id], orjson.dumps(item.payload))
+
+
+@dataclass
+class Platform:
+    """Some of the services, as processes, on the benchmark's broker and PostgreSQL."""
+
+    infra: Infra
+    var: Path
+    prefix: str
+    names: Sequence[str]
+    memory: MemoryWatch
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ports = pick_free_ports(len(self.names))
+        self.services = tuple(ServiceProcess(name, port) for name, port in zip(self.names, ports, strict=True))
+        env = {"LOG_LEVEL": "WARNING", **self.env}
+        for name in self.names:
+            variable = f"{name.upper()}_DATABASE_URL"
+            if variable not in env:
+                env[variable] = self.infra.database(f"bench_{self.var.name}_{name}".replace("-", "_"))
+        if "export" in self.names:
+            env["EXPORT_SINK_DATABASE_URL"] = self.infra.database(f"bench_{self.var.name}_nordic".replace("-", "_"))
+        self.urls = {name: env[f"{name.upper()}_DATABASE_URL"] for name in self.names}
+        self.local = LocalPlatform(
+            self.var, self.infra.bootstrap, services=self.services, topic_prefix=self.prefix, extra_env=env
+        )
+        self.tokens = self.local.demo_tokens()
+
+    def url(self, name: str) -> str:
+        return self.urls[name]
+
+    def port(self, name: str) -> int:
+        return self.local.service(name).port
+
+    def start(self) -> None:
+        for service in self.services:
+            self.local.start_service(service)
+        for service in self.services:
+            self.local.wait_ready(service, timeout=120)
+            pid = self.local.pid(service)
+            assert pid is not None
+            self.memory.watch(service.name, pid)
+
+    def pids(self) -> list[int]:
+        return [pid for s in self.services if (pid := self.local.pid(s)) is not None]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids())
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            self.local.stop_service(service)
+
+
+# --- HTTP intake alone ---------------------------------------------------------------------------------
+
+
+async def http_alone(
+    infra: Infra, work: Path, memory: MemoryWatch, seconds: float, paced_seconds: float
+) -> dict[str, Any]:
+    platform = Platform(infra, work / "http", "bench-http.", ["intake"], memory)
+    platform.start()
+    try:
+        port = platform.port("intake")
+        pool = list(events.items(int(3000 * seconds) + int(500 * paced_seconds) + 1000, seed=5))
+        closed_items, paced_items = pool[: -int(500 * paced_seconds)], pool[-int(500 * paced_seconds) :]
+        # Warm up (first requests compile queries, fill pools), then the closed loop at full speed.
+        warm = await closed_loop(
+            HOST, port, submission_requests(closed_items[:300], platform.tokens, port), connections=8, seconds=10
+        )
+        cpu = platform.cpu()
+        closed = await closed_loop(
+            HOST, port, submission_requests(closed_items[300:], platform.tokens, port), connections=32, seconds=seconds
+        )
+        closed_cpu = platform.cpu() - cpu
+        cpu = platform.cpu()
+        paced = await open_loop(HOST, port, list(submission_requests(paced_items, platform.tokens, port)), rate=500)
+        paced_cpu = platform.cpu() - cpu
+    finally:
+        platform.stop()
+    return {
+        "warm_up": warm.sent,
+        "max": {**closed.as_dict(), "server_cpu_ms_per_request": round(1000 * closed_cpu / max(closed.sent, 1), 3)},
+        "at_500_per_s": {
+            **paced.as_dict(),
+            "server_cpu_ms_per_request": round(1000 * paced_cpu / max(paced.sent, 1), 3),
+        },
+    }
+
+
+# --- end to end -----------------------------------------------------------------------------------------
+
+
+class SnapshotWatch:
+    """Follows the registry-wide snapshots: how many submissions stats has decided (accepted + rejected),
+    and when each count was first seen."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.seen: list[tuple[float, int]] = []  # (when, decided), as counts rise
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def decided(self) -> int:
+        return self.seen[-1][1] if self.seen else 0
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            self.settings.topic(STATS_SNAPSHOTS),
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for record in self._consumer:
+            if record.key != b"registry":
+                continue
+            figures = orjson.loads(record.value)["total"]["submissions"]
+            decided = sum(c["accepted"] + c["rejected"] for c in figures.values())
+            if decided > self.decided:
+                self.seen.append((time.perf_counter(), decided))
+
+    def first_at_least(self, count: int) -> float | None:
+        for when, decided in self.seen:
+            if decided >= count:
+                return when
+        return None
+
+    async def wait_for(self, count: int, *, quiet_s: float, timeout_s: float) -> float:
+        """When the count reached `count` (or stopped rising for `quiet_s`); the time of the last rise."""
+        deadline = time.perf_counter() + timeout_s
+        while self.decided < count:
+            last = self.seen[-1][0] if self.seen else time.perf_counter()
+            if time.perf_counter() - last > quiet_s or time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        return self.seen[-1][0] if self.seen else time.perf_counter()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+
+async def _export_waiting(url: str) -> tuple[int, int]:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        waiting = await connection.fetchval("select count(*) from ledger where status in ('pending', 'sending')")
+        sent = await connection.fetchval("select count(*) from ledger where status = 'sent'")
+        return int(waiting), int(sent)
+    finally:
+        await connection.close()
+
+
+def _by_child(item: Item) -> int:
+    return zlib.crc32(str(item.payload["patient"]["national_id"]).encode()) % 10
+
+
+async def end_to_end(
+    infra: Infra, work: Path, memory: MemoryWatch, submissions: int, paced_seconds: float
+) -> dict[str, Any]:
+    prefix = "bench-e2e."
+    platform = Platform(
+        infra,
+        work / "e2e",
+        prefix,
+        ["intake", "validation", "stats", "export"],
+        memory,
+        {"STATS_SNAPSHOT_INTERVAL_S": "0.05", "EXPORT_POLL_INTERVAL_S": "1"},
+    )
+    platform.start()
+    kafka = KafkaSettings(bootstrap_servers=infra.bootstrap, topic_prefix=prefix)
+    watch = SnapshotWatch(kafka)
+    await watch.start()
+    result: dict[str, Any] = {"snapshot_interval_s": 0.05}
+    try:
+        port = platform.port("intake")
+        # 1. Latency: a steady 500 per second over HTTP; submission k (in the order sent) is reflected when
+        #    the registry snapshot first counts k decided submissions more than before.
+        # One stream for both parts (tumour references are the hospitals' own numbering: two streams would
+        # reuse them for other children), from 2019 on, so NOPHO-Care export has work.
+        stream = list(events.items(int(500 * paced_seconds) + submissions, seed=7, start_year=2019, years=7))
+        paced_items, burst = stream[: int(500 * paced_seconds)], stream[int(500 * paced_seconds) :]
+        intake = events._Intake()
+        for item in paced_items:
+            intake.received(item)
+        base = watch.decided
+        paced = await open_loop(HOST, port, list(submission_requests(paced_items, platform.tokens, port)), rate=500)
+        accepted_due = sorted(due for _, due, _, status in paced.timeline if status == 202)
+        await watch.wait_for(base + len(accepted_due), quiet_s=10, timeout_s=120)
+        latencies = []
+        for k, due in enumerate(accepted_due, start=1):
+            reflected = watch.first_at_least(base + k)
+            if reflected is not None:
+                latencies.append(reflected - due)
+        lat = LoadResult(latencies=latencies)
+        result["at_500_per_s"] = {
+            "http": paced.as_dict(),
+            "reflected": len(latencies),
+            "of": len(accepted_due),
+            "to_stats_p50_ms": round(1000 * lat.percentile(50), 1),
+            "to_stats_p99_ms": round(1000 * lat.percentile(99), 1),
+        }
+
+        # 2. Throughput: a burst, nine children in ten through the inbound topic, the rest over HTTP.
+        over_http = [item for item in burst if _by_child(item) == 0]
+        inbound = [item for item in burst if _by_child(item) != 0]
+        expected = sum(1 for item in burst if intake.received(item) is not None)
+        base = watch.decided
+        cpu = platform.cpu()
+        started = time.perf_counter()
+        records = (
+            (HOSPITAL_INBOUND, item.hospital_id.encode(), orjson.dumps(item.payload), item.hospital_id.encode())
+            for item in inbound
+        )
+        produced, http = await asyncio.gather(
+            _produce_inbound(kafka, records),
+            closed_loop(
+                HOST, port, submission_requests(over_http, platform.tokens, port), connections=16, seconds=3600
+            ),
+        )
+        stats_done = await watch.wait_for(base + expected, quiet_s=20, timeout_s=1800)
+        export_url = platform.url("export")
+        deadline = time.perf_counter() + 600
+        while True:
+            waiting, sent = await _export_waiting(export_url)
+            if waiting == 0 or time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        export_done = time.perf_counter()
+        seconds = max(stats_done, export_done) - started
+        result["burst"] = {
+            "submissions": len(burst),
+            "inbound": produced,
+            "http": http.as_dict(),
+            "expected_decided": expected,
+            "decided": watch.decided - base,
+            "stats_seconds": round(stats_done - started, 2),
+            "export_seconds": round(export_done - started, 2),
+            "nordic_sent": sent,
+            "per_second": round(len(burst) / seconds, 1),
+            "services_cpu_seconds": round(platform.cpu() - cpu, 1),
+        }
+    finally:
+        await watch.stop()
+        platform.stop()
+    return result
+
+
+async def _produce_inbound(kafka: KafkaSettings, records: Iterable[tuple[Any, bytes, bytes, bytes]]) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        compression_type="lz4",
+    )
+    await producer.start()
+    count = 0
+    try:
+        pending = []
+        for spec, key, value, hospital in records:
+            pending.append(await producer.send(kafka.topic(spec), value, key=key, headers=[("hospital-id", hospital)]))
+            count += 1
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return count
+
+
+# --- scale-out ------------------------------------------------------------------------------------------
+
+
+async def scale_out(infra: Infra, work: Path, memory: MemoryWatch, count: int) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for processes in (1, 2):
+        prefix = f"bench-scale{processes}."
+        kafka = KafkaSettings(bootstrap_servers=infra.bootstrap, topic_prefix=prefix)
+        from shared.kafka.admin import ensure_topics
+
+        await ensure_topics(kafka)
+        database = infra.database(f"bench_scale{processes}")
+        platforms = [
+            Platform(
+                infra,
+                work / f"scale{processes}-{n}",
+                prefix,
+                ["validation"],
+                memory,
+                {"VALIDATION_DATABASE_URL": database},
+            )
+            for n in range(processes)
+        ]
+        for platform in platforms:
+            platform.start()
+        try:
+            # Started on an empty topic (the group has settled), then filled faster than it drains.
+            await asyncio.sleep(3)
+            await produce(kafka, events.received_stream(count, receipts=False))
+            ends = await end_offsets(infra.bootstrap, [kafka.topic(SUBMISSIONS_RECEIVED)])
+            drain = await wait_drained(
+                infra.bootstrap,
+                "validation",
+                ends,
+                timeout_s=1800,
+                cpu=lambda platforms=platforms: sum(p.cpu() for p in platforms),
+            )
+        finally:
+            for platform in platforms:
+                platform.stop()
+        result[f"{processes}_process"] = {
+            "messages": drain.messages,
+            "seconds": round(drain.seconds, 2),
+            "per_second": round(drain.per_second, 1),
+            "cpu_us_per_message": round(1e6 * drain.cpu_seconds / max(drain.messages, 1), 1),
+        }
+    one, two = result["1_process"]["per_second"], result["2_process"]["per_second"]
+    result["speed_up"] = round(two / one, 2) if one else 0.0
+    return result
