@@ -93,6 +93,13 @@ class Hospital:
         assert response.status_code == 202, response.text
 
 
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
 def sign_in(page: Page, dashboard: str, token: str) -> None:
     page.goto(f"{dashboard}/")
     expect(page).to_have_url(re.compile(r"/login\?next=/$"))
@@ -123,10 +130,9 @@ def accepted(state: dict[str, Any], scope: str) -> int:
 
 
 def test_the_overview_shows_a_new_submission_without_a_reload(
-    platform: LocalPlatform, browser: Browser, artifacts: Path
+    platform: LocalPlatform, page: Page, artifacts: Path
 ) -> None:
     dashboard = platform.service("stats.dashboard").url
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     sign_in(page, dashboard, platform.demo_tokens()["staff"])
     expect(page.get_by_role("heading", level=1)).to_have_text("Hele registeret")
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
@@ -142,6 +148,9 @@ def test_the_overview_shows_a_new_submission_without_a_reload(
     expect(page.locator("#case-mix-chart-table table")).to_contain_text("III")
     assert page.evaluate("window.notReloaded") is True
     page.screenshot(path=artifacts / "overview-nb-updated.png", full_page=True)
+    assert _structure_problems(page) == []
+    page.keyboard.press("Tab")  # the first stop is the way past the menu
+    expect(page.locator(":focus")).to_have_attribute("href", "#main")
 
     page.goto(f"{dashboard}/?lang=en")
     expect(page.get_by_role("heading", level=1)).to_have_text("The whole registry")
@@ -152,11 +161,10 @@ def test_the_overview_shows_a_new_submission_without_a_reload(
 
 
 def test_a_hospital_sees_its_own_figures_live_and_nothing_of_another_hospital(
-    platform: LocalPlatform, browser: Browser, artifacts: Path
+    platform: LocalPlatform, page: Page, artifacts: Path
 ) -> None:
     dashboard = platform.service("stats.dashboard").url
     ous, unn = Hospital(platform, "ous"), Hospital(platform, "unn")
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     sign_in(page, dashboard, platform.demo_tokens()["ous"])
     expect(page).to_have_url(f"{dashboard}/hospitals/ous")
     expect(page.get_by_role("heading", level=1)).to_have_text("Oslo universitetssykehus")
@@ -211,6 +219,30 @@ def test_a_hospital_sees_its_own_figures_live_and_nothing_of_another_hospital(
     scopes = _scopes_in(seen)
     assert scopes == {"ous"}, seen
     assert "BR-UNN-OWED" not in str(seen)
+
+
+def _structure_problems(page: Page) -> list[str]:
+    """What a screen reader would miss: a chart without a name, a chart without its table, a table
+    without a caption, a section without a heading."""
+    problems: list[str] = page.evaluate(
+        """() => {
+            const problems = [];
+            for (const chart of document.querySelectorAll(".bars")) {
+                const name = document.getElementById(chart.getAttribute("aria-labelledby") || "");
+                if (chart.getAttribute("role") !== "img" || !name?.textContent.trim()) problems.push("unnamed chart");
+                if (!chart.closest("figure")?.querySelector("table caption")) problems.push("chart without table");
+            }
+            for (const table of document.querySelectorAll("table")) {
+                if (!table.querySelector("caption")?.textContent.trim()) problems.push("table without caption");
+            }
+            for (const section of document.querySelectorAll("#dashboard > section")) {
+                if (!section.querySelector("h2")) problems.push(`section ${section.id} without heading`);
+            }
+            if (document.querySelectorAll("h1").length !== 1) problems.push("not one h1");
+            return problems;
+        }"""
+    )
+    return problems
 
 
 def _scopes_in(seen: list[tuple[str, dict[str, Any]]]) -> set[str]:
