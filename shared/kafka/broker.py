@@ -26,7 +26,9 @@ def create_broker(
 ) -> KafkaBroker:
     middlewares = (KafkaPrometheusMiddleware(registry=registry, app_name=client_id),) if registry else ()
     return KafkaBroker(
-        settings.bootstrap_servers,
+        # A list, one server per entry: FastStream takes a string as *one* server, so "a:9092,b:9092"
+        # would be a single unresolvable host name and a multi-broker cluster unreachable.
+        settings.bootstrap_servers.split(","),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
