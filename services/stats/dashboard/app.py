@@ -151,9 +151,14 @@ def create_app(settings: DashboardSettings, tokens: list[TokenEntry] | None = No
         principal = principal_of(request)
         if principal is None:
             return to_login(request)
-        if principal.role is not Role.STAFF:  # the registry-wide figures are staff's; a hospital has its own
-            return RedirectResponse(f"/hospitals/{principal.hospital_id}", status.HTTP_303_SEE_OTHER)
         lang = _lang(request)
+        if principal.role is not Role.STAFF:  # the registry-wide figures are staff's; a hospital has its own
+            if principal.hospital_id is None:  # a hospital token naming no hospital sees nothing
+                page = pages.message_page(
+                    frame(request, principal), t(lang, "forbidden_heading"), t(lang, "forbidden_text")
+                )
+                return _html(request, page, status.HTTP_403_FORBIDDEN)
+            return RedirectResponse(f"/hospitals/{principal.hospital_id}", status.HTTP_303_SEE_OTHER)
         page = pages.dashboard_page(
             frame(request, principal, REGISTRY_SCOPE),
             "overview",

@@ -56,7 +56,8 @@ function hospitalName(id) {
 
 const period = document.getElementById("period");
 const thisYear = () => state.today.slice(0, 4);
-let selected = new URLSearchParams(location.search).get("year") ?? thisYear();
+let chosen = new URLSearchParams(location.search).get("year"); // null until a person picks one
+let selected = thisYear();
 
 function years() {
   const found = new Set([thisYear()]);
@@ -66,11 +67,21 @@ function years() {
   return [...found].sort().reverse();
 }
 
+// This year once it has a case; until then (early January, a demo of last year) the newest year that has.
+// Cases, not reports: a report rejected before its tumour was known counts on the year it arrived.
+function defaultYear() {
+  const withCases = years().filter((year) =>
+    Object.values(state.scopes).some((scope) => scope.snapshot.by_diagnosis_year[year]?.tumours),
+  );
+  return withCases.includes(thisYear()) || !withCases.length ? thisYear() : withCases[0];
+}
+
 function periodLabel() {
   return selected === "all" ? t("all_years") : selected;
 }
 
 function renderPeriod() {
+  selected = chosen ?? defaultYear();
   const options = [["all", t("all_years")]];
   for (const year of years()) options.push([year, year === thisYear() ? t("this_year", { year }) : year]);
   if (!options.some(([value]) => value === selected)) options.push([selected, selected]);
@@ -83,13 +94,13 @@ function renderPeriod() {
 }
 
 period.addEventListener("change", () => {
-  selected = period.value;
+  chosen = period.value;
   const url = new URL(location.href);
-  url.searchParams.set("year", selected);
+  url.searchParams.set("year", chosen);
   history.replaceState(null, "", url);
   for (const link of document.querySelectorAll("a[hreflang]")) {
     const target = new URL(link.href);
-    target.searchParams.set("year", selected);
+    target.searchParams.set("year", chosen);
     link.href = target.pathname + target.search;
   }
   render();
