@@ -11,19 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
 
 from deploy.local.browser import CHROMIUM_ARGS, ensure_chromium
 from shared.settings import REPO_ROOT
 
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (a dev dependency)")
-from playwright.sync_api import Browser, expect, sync_playwright
-
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"  # git-ignored; CI keeps them
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Until pyproject's marker list has it (--strict-markers refuses unknown markers).
-    config.addinivalue_line("markers", "browser: drives a real headless browser (Chromium)")
 
 
 @pytest.fixture(scope="session")

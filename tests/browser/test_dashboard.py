@@ -18,14 +18,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from deploy.local.kafka import pick_free_ports
 from deploy.local.platform import SERVICES, LocalPlatform, ServiceProcess
 from deploy.synthetic.identity import synthetic_number
 from tests.e2e.test_flow import eventually
-
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed (a dev dependency)")
-from playwright.sync_api import Browser, Locator, Page, expect
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
