@@ -126,7 +126,8 @@ class Receipt(BaseModel):
     received_at: datetime
     decided_at: datetime | None = None
     findings: tuple[Finding, ...] = ()
-    supersedes: uuid.UUID | None = None
+    report_id: uuid.UUID  # the report this submission is a version of: its own id, unless it is a correction
+    supersedes: uuid.UUID | None = None  # the submission it corrects
     channel: Channel
 
 
@@ -200,6 +201,7 @@ def _receipt(row: Submission) -> Receipt:
         received_at=row.received_at,
         decided_at=row.decided_at,
         findings=tuple(Finding.model_validate(f) for f in row.findings),
+        report_id=row.report_id,
         supersedes=row.supersedes,
         channel=Channel(row.channel),
     )
@@ -321,10 +323,15 @@ class Intake:
         pseudonym = self._pseudonymise(identity.number)
         form = submission.form
         history = await tumour_history(session, submission.hospital_id, form.tumour_ref)
-        supersedes, issues = supersession(
+        lineage, issues = supersession(
             submission,
             pseudonym,
-            [Precedent(h.submission_id, h.child_pseudonym, FormType(h.form_type), h.made_at) for h in history],
+            [
+                Precedent(
+                    h.submission_id, h.child_pseudonym, FormType(h.form_type), h.made_at, h.report_id, h.supersedes
+                )
+                for h in history
+            ],
         )
         if issues:
             raise Refused(issues)
@@ -343,7 +350,8 @@ class Intake:
             made_at=submission.made_at,
             received_at=now,
             channel=channel,
-            supersedes=supersedes,
+            report_id=lineage.report_id,
+            supersedes=lineage.supersedes,
         )
         row = Submission(
             submission_id=submission.submission_id,
@@ -357,7 +365,8 @@ class Intake:
             received_at=now,
             channel=channel.value,
             request_digest=digest,
-            supersedes=supersedes,
+            report_id=lineage.report_id,
+            supersedes=lineage.supersedes,
             draft_id=draft_id,
             event_id=event.event_id,
             status=ReceiptStatus.RECEIVED.value,
@@ -710,6 +719,7 @@ def _log_registered(row: Submission) -> None:
         hospital_id=row.hospital_id,
         form_type=row.form_type,
         channel=row.channel,
+        report_id=str(row.report_id),
         supersedes=str(row.supersedes) if row.supersedes else None,
     )
     log.info("submission %s registered", row.submission_id, extra=fields)

@@ -1,5 +1,5 @@
 """Intake's database: the identity vault, submissions with their receipts, drafts, reservations and the
-outbox. SQLAlchemy 2 typed ORM, the same schema on SQLite and PostgreSQL (migrations/versions/0001).
+outbox. SQLAlchemy 2 typed ORM, the same schema on SQLite and PostgreSQL (migrations/versions/).
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ class Submission(Base):
     channel: Mapped[str] = mapped_column(String(8))
     # Keyed digest of the whole message: the same submission_id with another body is a conflict.
     request_digest: Mapped[str] = mapped_column(String(64))
+    # The report this submission is a version of (the first submission of its chain of corrections) and
+    # the version it corrects; a version is corrected at most once, so each report is one chain.
+    report_id: Mapped[uuid.UUID]
     supersedes: Mapped[uuid.UUID | None]
     draft_id: Mapped[uuid.UUID | None]
     event_id: Mapped[uuid.UUID]  # of its SubmissionReceived
@@ -109,6 +112,7 @@ class Submission(Base):
         Index("ix_submissions_chain", "hospital_id", "tumour_ref", "received_at"),
         Index("ix_submissions_receipts", "hospital_id", "received_at", "submission_id"),
         Index("ix_submissions_status", "hospital_id", "status", "received_at"),
+        Index("ux_submissions_supersedes", "supersedes", unique=True),  # NULLs are distinct in both databases
     )
 
 

@@ -54,7 +54,11 @@ class SubmissionReceived(Event):
     made_at: AwareDatetime  # when the hospital made the form
     received_at: AwareDatetime  # when intake accepted it (the receipt's time)
     channel: Channel
-    # The earlier submission of the same form type for the same tumour that this one corrects.
+    # The report this submission is a version of: the submission id of the first in its chain of
+    # corrections (its own id for an original). A tumour has one diagnosis report and any number of
+    # treatment and follow-up reports; each report is one chain.
+    report_id: uuid.UUID
+    # The submission this one corrects: the previous version of the same report (None for an original).
     supersedes: uuid.UUID | None = None
 
 
@@ -73,3 +77,10 @@ class HospitalSubmission(StrictModel):
     made_at: AwareDatetime = Field(description="When the hospital made the form")
     patient: PatientIdentity
     form: Form
+    corrects: uuid.UUID | None = Field(
+        None,
+        description="The submission this one corrects: an earlier submission of this hospital with the same"
+        " tumour reference and form type, not corrected yet. Required to correct a treatment or follow-up"
+        " report (without it, such a form is a report of its own); a later diagnosis for the same tumour"
+        " corrects the current one anyway, and may name it here.",
+    )

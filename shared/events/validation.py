@@ -49,6 +49,7 @@ class ValidationOutcome(Event):
     child: Child
     form: Form
     received_at: AwareDatetime
+    report_id: uuid.UUID  # the report this submission is a version of (see `SubmissionReceived`)
     supersedes: uuid.UUID | None = None
     iccc: IcccCode | None = None
     findings: tuple[Finding, ...] = Field(default=())

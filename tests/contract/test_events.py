@@ -16,9 +16,11 @@ from shared.events import (
     Event,
     ReservationRegistered,
     SubmissionReceived,
+    SubmissionValidated,
     TreatmentForm,
     derived_event_id,
 )
+from shared.events.submissions import HospitalSubmission
 from shared.kafka.codec import decoder_for
 from shared.topics import ALL_TOPICS, RESERVATIONS, STATS_SNAPSHOTS, Cleanup, Key
 
@@ -26,8 +28,9 @@ NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def received(**overrides: Any) -> SubmissionReceived:
+    submission_id = uuid.uuid4()
     fields: dict[str, Any] = dict(
-        submission_id=uuid.uuid4(),
+        submission_id=submission_id,
         hospital_id="ous",
         child=Child(pseudonym="a" * 32, birth_date=date(2015, 1, 1), sex="male"),
         form_version=1,
@@ -44,6 +47,7 @@ def received(**overrides: Any) -> SubmissionReceived:
         made_at=NOW,
         received_at=NOW,
         channel="http",
+        report_id=submission_id,
     )
     return SubmissionReceived(**(fields | overrides))
 
@@ -87,6 +91,48 @@ def test_wrong_types_are_rejected_with_the_field(path: tuple[str, ...], value: o
         del location[1]
     assert location == list(path)
     assert error in err["msg"]
+
+
+def test_every_report_carries_its_report_id_and_a_correction_what_it_supersedes() -> None:
+    original = received()
+    correction = received(report_id=original.report_id, supersedes=original.submission_id)
+    assert SubmissionReceived.from_json(correction.to_json()) == correction
+    assert original.report_id == original.submission_id and correction.report_id == original.submission_id
+    body = json.loads(original.to_json())
+    del body["report_id"]
+    with pytest.raises(ValidationError, match="report_id"):
+        SubmissionReceived.from_json(json.dumps(body))
+    outcome = SubmissionValidated(
+        submission_id=correction.submission_id,
+        received_event_id=correction.event_id,
+        hospital_id=correction.hospital_id,
+        child=correction.child,
+        form=correction.form,
+        received_at=correction.received_at,
+        report_id=correction.report_id,
+        supersedes=correction.supersedes,
+    )
+    body = json.loads(outcome.to_json())
+    assert (body["report_id"], body["supersedes"]) == (str(original.submission_id),) * 2
+    del body["report_id"]
+    with pytest.raises(ValidationError, match="report_id"):
+        SubmissionValidated.from_json(json.dumps(body))
+
+
+def test_a_hospital_names_what_its_message_corrects_or_nothing() -> None:
+    body = {
+        "submission_id": str(uuid.uuid4()),
+        "hospital_id": "ous",
+        "form_version": 1,
+        "made_at": NOW.isoformat(),
+        "patient": {"national_id": "15108695088"},
+        "form": {"form_type": "treatment", "tumour_ref": "T1", "modality": "surgery", "start_date": "2024-02-03"},
+    }
+    assert HospitalSubmission.from_json(json.dumps(body)).corrects is None
+    corrected = uuid.uuid4()
+    assert HospitalSubmission.from_json(json.dumps(body | {"corrects": str(corrected)})).corrects == corrected
+    with pytest.raises(ValidationError, match="corrects"):
+        HospitalSubmission.from_json(json.dumps(body | {"corrects": "the chemotherapy report"}))
 
 
 def test_unknown_fields_are_rejected_everywhere() -> None:

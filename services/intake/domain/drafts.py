@@ -27,6 +27,7 @@ class DraftContent(StrictModel):
     made_at: AwareDatetime | None = Field(None, description="Defaults to the draft's last update")
     patient: dict[str, JsonValue] = Field(default_factory=dict)
     form: dict[str, JsonValue] = Field(default_factory=dict)
+    corrects: uuid.UUID | None = Field(None, description="The submission the draft corrects, as in a submission")
 
 
 class NewDraft(StrictModel):
@@ -64,4 +65,6 @@ def assemble(
         "patient": content.patient,
         "form": content.form,
     }
+    if content.corrects is not None:
+        body["corrects"] = str(content.corrects)
     return parse_submission(json.dumps(body))

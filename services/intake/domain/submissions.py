@@ -2,8 +2,9 @@
 
 Intake refuses what it cannot register: a body that does not match the schema, an identity number that
 is not one, a form contradicting that number, a tumour reference the hospital already uses for another
-child, a correction older than what it corrects. Clinical plausibility (date order, code combinations)
-is validation's job, so such a form still gets a receipt and then a rejection with reasons.
+child, a correction naming what it cannot correct, a correction older than what it corrects. Clinical
+plausibility (date order, code combinations) is validation's job, so such a form still gets a receipt
+and then a rejection with reasons.
 """
 
 from __future__ import annotations
@@ -104,32 +105,78 @@ class Precedent:
     child_pseudonym: str
     form_type: FormType
     made_at: datetime
+    report_id: uuid.UUID
+    supersedes: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a submission stands among its tumour's reports: the report it is a version of (the first
+    submission of its chain of corrections) and the version it corrects, if it is a correction."""
+
+    report_id: uuid.UUID
+    supersedes: uuid.UUID | None = None
 
 
 def supersession(
     submission: HospitalSubmission, child_pseudonym: str, earlier: Sequence[Precedent]
-) -> tuple[uuid.UUID | None, list[Issue]]:
-    """Which submission this one corrects, if any: the latest (`earlier` is in receipt order) of the same
-    form type for the same tumour. A tumour reference belongs to one child; a correction must not be
-    older than what it corrects, or a delayed resend would overwrite a newer correction."""
+) -> tuple[Lineage, list[Issue]]:
+    """Which report this submission is a version of, and which submission it corrects, if any.
+
+    `earlier`: the hospital's submissions with the same tumour reference, in receipt order. A tumour has
+    one diagnosis: a later diagnosis form corrects the current one (and may name it in `corrects`). A
+    treatment or follow-up form is a report of its own unless `corrects` names the submission it
+    corrects: an earlier one of the same form type about the same tumour that nothing corrects yet. A
+    tumour reference belongs to one child; a correction must not be older than what it corrects, or a
+    delayed resend would overwrite a newer correction."""
     issues = []
     if any(p.child_pseudonym != child_pseudonym for p in earlier):
         issues.append(
             Issue("form.tumour_ref", "is already used by this hospital for another child", "TUMOUR_REF_OTHER_CHILD")
         )
-    same_type = [p for p in earlier if p.form_type == submission.form.form_type]
-    if not same_type:
-        return None, issues
-    latest = same_type[-1]
-    if submission.made_at < latest.made_at:
+    corrected, refusal = _corrected(submission, earlier)
+    if refusal is not None:
+        issues.append(refusal)
+    if corrected is None:
+        return Lineage(submission.submission_id), issues
+    if submission.made_at < corrected.made_at:
         issues.append(
             Issue(
                 "made_at",
-                f"is older than that of submission {latest.submission_id}, which it would correct",
+                f"is older than that of submission {corrected.submission_id}, which it would correct",
                 "CORRECTION_OLDER_THAN_ORIGINAL",
             )
         )
-    return latest.submission_id, issues
+    return Lineage(corrected.report_id, corrected.submission_id), issues
+
+
+def _corrected(submission: HospitalSubmission, earlier: Sequence[Precedent]) -> tuple[Precedent | None, Issue | None]:
+    """The submission `submission` corrects, or why the one it names cannot be corrected by it."""
+    form_type = FormType(submission.form.form_type)
+    corrected_by = {p.supersedes: p.submission_id for p in earlier if p.supersedes is not None}
+    named = submission.corrects
+    if named is None:
+        if form_type is not FormType.DIAGNOSIS:
+            return None, None  # a report of its own
+        current = [p for p in earlier if p.form_type is FormType.DIAGNOSIS and p.submission_id not in corrected_by]
+        return (current[-1] if current else None), None
+    target = next((p for p in earlier if p.submission_id == named), None)
+    if target is None:
+        reason = f"names no earlier submission of this hospital with tumour reference {submission.form.tumour_ref!r}"
+        return None, Issue("corrects", reason, "CORRECTS_UNKNOWN_SUBMISSION")
+    if target.form_type is not form_type:
+        reason = f"names a {target.form_type.value} form; a {form_type.value} form corrects a {form_type.value} form"
+        return None, Issue("corrects", reason, "CORRECTS_OTHER_FORM_TYPE")
+    if named in corrected_by:
+        latest = named
+        while latest in corrected_by:
+            latest = corrected_by[latest]
+        reason = (
+            f"names submission {named}, which submission {corrected_by[named]} already corrects;"
+            f" a correction names the report's current version, {latest}"
+        )
+        return None, Issue("corrects", reason, "CORRECTS_CORRECTED_SUBMISSION")
+    return target, None
 
 
 def canonical(submission: HospitalSubmission) -> str:
@@ -137,4 +184,6 @@ def canonical(submission: HospitalSubmission) -> str:
     time zone notation yields the same text, so only a real difference is a conflict."""
     data: dict[str, Any] = submission.model_dump(mode="json")
     data["made_at"] = submission.made_at.timestamp()
+    if data["corrects"] is None:
+        del data["corrects"]  # absent or null alike; and digests of messages stored before the field stay
     return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -70,6 +70,16 @@ def treatment(tumour_ref: str = "T-1", **overrides: Any) -> dict[str, Any]:
     return form | overrides
 
 
+def follow_up(tumour_ref: str = "T-1", **overrides: Any) -> dict[str, Any]:
+    form = {
+        "form_type": "follow_up",
+        "tumour_ref": tumour_ref,
+        "last_contact_date": "2025-03-01",
+        "vital_status": "alive",
+    }
+    return form | overrides
+
+
 CHILD = make_id(date(2015, 6, 1), Sex.FEMALE)
 OTHER_CHILD = make_id(date(2012, 2, 29), Sex.MALE)
 

@@ -19,6 +19,7 @@ from services.intake.tests.factories import (
     OTHER_CHILD,
     diagnosis,
     encode,
+    follow_up,
     make_id,
     submission,
     treatment,
@@ -92,18 +93,116 @@ async def test_the_same_submission_id_with_another_content_is_a_conflict(harness
     assert await stored(harness) == 1
 
 
-async def test_a_later_form_for_the_same_tumour_supersedes_the_earlier(harness: Harness) -> None:
+async def test_a_later_diagnosis_for_the_same_tumour_corrects_the_current_one(harness: Harness) -> None:
     first = submission()
     await post(harness, first)
-    await post(harness, submission(form=treatment()))  # other form type: its own chain
+    await post(harness, submission(form=treatment()))  # other form type: a report of its own
     correction = submission(form=diagnosis(grade=1), made_at=datetime(2024, 3, 5, tzinfo=UTC))
     response = await post(harness, correction)
 
     assert response.status_code == 202
     assert response.json()["supersedes"] == first["submission_id"]
+    assert response.json()["report_id"] == first["submission_id"]
+    again = submission(form=diagnosis(grade=2), made_at=datetime(2024, 3, 6, tzinfo=UTC))
+    assert (await post(harness, again | {"corrects": correction["submission_id"]})).status_code == 202
     events = [SubmissionReceived.from_json(row.payload) for row in await harness.outbox(SUBMISSIONS_RECEIVED.name)]
-    assert [str(e.supersedes) if e.supersedes else None for e in events] == [None, None, first["submission_id"]]
-    assert await stored(harness) == 3  # history kept
+    assert [str(e.supersedes) if e.supersedes else None for e in events] == [
+        None,
+        None,
+        first["submission_id"],
+        correction["submission_id"],
+    ]
+    assert [str(e.report_id) for e in events] == [
+        first["submission_id"],
+        str(events[1].submission_id),
+        first["submission_id"],
+        first["submission_id"],
+    ]
+    assert await stored(harness) == 4  # history kept
+
+
+async def test_each_treatment_and_follow_up_is_a_report_until_a_correction_names_it(harness: Harness) -> None:
+    await post(harness, submission())
+    chemotherapy = submission(form=treatment())
+    surgery = submission(
+        form=treatment(modality="surgery", start_date="2024-04-02"), made_at=datetime(2024, 4, 9, tzinfo=UTC)
+    )
+    year_one = submission(form=follow_up(), made_at=datetime(2025, 3, 9, tzinfo=UTC))
+    year_two = submission(form=follow_up(last_contact_date="2026-03-01"), made_at=datetime(2025, 3, 10, tzinfo=UTC))
+    for body in (chemotherapy, surgery, year_one, year_two):
+        response = await post(harness, body)
+        assert response.status_code == 202, response.text
+        assert (response.json()["report_id"], response.json()["supersedes"]) == (body["submission_id"], None)
+
+    fix = submission(form=treatment(start_date="2024-03-11"), made_at=datetime(2024, 4, 10, tzinfo=UTC))
+    response = await post(harness, fix | {"corrects": chemotherapy["submission_id"]})
+    assert response.status_code == 202, response.text
+    assert (response.json()["report_id"], response.json()["supersedes"]) == (
+        chemotherapy["submission_id"],
+        chemotherapy["submission_id"],
+    )
+    # A correction of the correction stays on the chemotherapy report; the surgery report is untouched.
+    refix = submission(form=treatment(start_date="2024-03-12"), made_at=datetime(2024, 4, 11, tzinfo=UTC))
+    response = await post(harness, refix | {"corrects": fix["submission_id"]})
+    assert (response.json()["report_id"], response.json()["supersedes"]) == (
+        chemotherapy["submission_id"],
+        fix["submission_id"],
+    )
+    receipt = (await harness.client.get(f"/v1/receipts/{surgery['submission_id']}", headers=OUS)).json()
+    assert receipt["report_id"] == surgery["submission_id"]
+
+
+async def test_a_correction_naming_what_it_cannot_correct_is_refused_with_the_reason(harness: Harness) -> None:
+    diagnosed = submission()
+    chemotherapy = submission(form=treatment())
+    year_one = submission(form=follow_up(), made_at=datetime(2024, 3, 3, tzinfo=UTC))
+    for body in (diagnosed, chemotherapy, year_one):
+        assert (await post(harness, body)).status_code == 202
+    later = datetime(2024, 3, 4, tzinfo=UTC)
+    fix = submission(form=treatment(start_date="2024-03-11"), made_at=later, corrects=chemotherapy["submission_id"])
+    assert (await post(harness, fix)).status_code == 202
+    elsewhere = submission("unn", national_id=OTHER_CHILD, form=treatment("U-1"))
+    await post(harness, submission("unn", national_id=OTHER_CHILD, form=diagnosis("U-1", sex="male")), UNN)
+    assert (await post(harness, elsewhere, UNN)).status_code == 202
+
+    def correcting(target: dict[str, Any], form: dict[str, Any] | None = None) -> dict[str, Any]:
+        return submission(form=form or treatment(), made_at=later, corrects=target["submission_id"])
+
+    unknown = _errors(await post(harness, submission(form=treatment(), made_at=later, corrects=str(uuid.uuid4()))))
+    assert unknown == {"corrects": "names no earlier submission of this hospital with tumour reference 'T-1'"}
+    # Another hospital's submission, or another tumour's, is not one this form can correct.
+    assert list(_errors(await post(harness, correcting(elsewhere)))) == ["corrects"]
+    assert _errors(await post(harness, correcting(diagnosed))) == {
+        "corrects": "names a diagnosis form; a treatment form corrects a treatment form"
+    }
+    assert list(_errors(await post(harness, correcting(chemotherapy, follow_up())))) == ["corrects"]
+    assert list(_errors(await post(harness, correcting(year_one, diagnosis())))) == ["corrects"]
+    assert _errors(await post(harness, correcting(chemotherapy))) == {
+        "corrects": f"names submission {chemotherapy['submission_id']}, which submission {fix['submission_id']}"
+        f" already corrects; a correction names the report's current version, {fix['submission_id']}"
+    }
+    older = submission(form=treatment(), made_at=datetime(2024, 3, 1, tzinfo=UTC), corrects=fix["submission_id"])
+    assert list(_errors(await post(harness, older))) == ["made_at"]
+    assert await stored(harness) == 6
+
+
+async def test_a_draft_may_correct_a_submission(harness: Harness) -> None:
+    await post(harness, submission())
+    chemotherapy = submission(form=treatment())
+    await post(harness, chemotherapy)
+    content = {
+        "made_at": "2024-03-05T10:00:00+00:00",
+        "patient": {"national_id": CHILD},
+        "form": treatment(start_date="2024-03-11"),
+        "corrects": chemotherapy["submission_id"],
+    }
+    created = await harness.client.post("/v1/drafts", json={"hospital_id": "ous", "content": content}, headers=OUS)
+    assert created.status_code == 201, created.text
+    assert created.json()["content"]["corrects"] == chemotherapy["submission_id"]
+    url = f"/v1/drafts/{created.json()['draft_id']}/submit"
+    submitted = await harness.client.post(url, json={"submission_id": str(uuid.uuid4())}, headers=OUS)
+    assert submitted.status_code == 202, submitted.text
+    assert submitted.json()["supersedes"] == chemotherapy["submission_id"]
 
 
 async def test_a_correction_older_than_the_original_is_refused(harness: Harness) -> None:

@@ -70,6 +70,8 @@ def outcome(received: SubmissionReceived, kind: type[ValidationOutcome], at: dat
         child=received.child,
         form=received.form,
         received_at=received.received_at,
+        report_id=received.report_id,
+        supersedes=received.supersedes,
         findings=findings,
     )
 
@@ -155,6 +157,25 @@ async def test_an_invalid_inbound_message_gets_a_rejected_receipt_with_the_field
     refused = (await receipts(harness))[-1]
     assert [f.code for f in refused.findings] == ["SEX_CONTRADICTS_IDENTITY"]
     assert all(CHILD not in row.payload for row in await harness.outbox())
+
+
+async def test_an_inbound_correction_is_checked_like_an_http_one(harness: Harness, kafka: Kafka) -> None:
+    first = submission(form=treatment())
+    await kafka.inbound(encode(first))
+    later = datetime(2024, 3, 3, tzinfo=UTC)
+    correction = submission(form=treatment(start_date="2024-03-11"), made_at=later, corrects=first["submission_id"])
+    await kafka.inbound(encode(correction))
+    stray = submission(form=treatment(), made_at=later, corrects=str(uuid.uuid4()))
+    await kafka.inbound(encode(stray))
+
+    events = await harness.outbox_events(SUBMISSIONS_RECEIVED.name, SubmissionReceived)
+    assert [(str(e.report_id), str(e.supersedes)) for e in events if isinstance(e, SubmissionReceived)] == [
+        (first["submission_id"], "None"),
+        (first["submission_id"], first["submission_id"]),
+    ]
+    refused = (await receipts(harness))[-1]
+    assert str(refused.submission_id) == stray["submission_id"] and refused.status == "rejected"
+    assert [(f.code, f.fields) for f in refused.findings] == [("CORRECTS_UNKNOWN_SUBMISSION", ("corrects",))]
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,7 @@ async def test_submissions_receipts_and_reservations_flow_through_kafka(
             child=event.child,
             form=event.form,
             received_at=event.received_at,
+            report_id=event.report_id,
         )
         producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
         await producer.start()
