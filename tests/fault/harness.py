@@ -27,6 +27,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -44,10 +45,12 @@ import httpx
 import orjson
 from aiokafka import ConsumerRecord
 
-from deploy.local.kafka import pick_free_ports
-from deploy.local.platform import SERVICES, LocalPlatform, ServiceProcess
-from deploy.ops.clients import consumer, partitions_of, read_to_end
+from deploy.local.kafka import KafkaCluster, pick_free_ports
+from deploy.local.platform import LocalPlatform, ServiceProcess
+from deploy.ops.clients import admin_client, consumer, partitions_of, read_to_end
+from deploy.ops.groups import describe_group
 from deploy.ops.lag import consumer_lag
+from deploy.ops.topics import describe_topics
 from deploy.synthetic import GeneratorConfig, Item, Kind, generate
 from deploy.synthetic.identity import synthetic_number
 from deploy.synthetic.streaming import request_for
@@ -77,6 +80,7 @@ from shared.topics import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "fault"
+PLATFORM_SERVICES = ("intake", "validation", "stats", "export")  # the four; not the dashboard beside them
 CANARY_HOSPITAL = "unn"  # the load never uses it, so its figures count the canaries alone
 LOAD_HOSPITALS = {"ous": 0.6, "haukeland": 0.25, "st-olav": 0.15}
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -103,7 +107,7 @@ class FaultPlatform:
         database_urls: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
-        ports = pick_free_ports(len(SERVICES))
+        ports = pick_free_ports(len(PLATFORM_SERVICES))
         env = dict(FAST_ENV)
         for name, url in (database_urls or {}).items():
             env[f"{name.upper()}_DATABASE_URL"] = url
@@ -111,7 +115,7 @@ class FaultPlatform:
         self.platform = LocalPlatform(
             var,
             bootstrap_servers,
-            services=tuple(ServiceProcess(s.name, port) for s, port in zip(SERVICES, ports, strict=True)),
+            services=tuple(ServiceProcess(name, port) for name, port in zip(PLATFORM_SERVICES, ports, strict=True)),
             topic_prefix=f"fault{uuid.uuid4().hex[:8]}.",
             extra_env=env,
         )
@@ -244,6 +248,10 @@ class FaultPlatform:
                 self.resume(name)
             raise
 
+    async def group_members(self, group: str) -> int:
+        async with admin_client(self.kafka) as admin:
+            return len((await describe_group(admin, group)).members)
+
     async def _wait_backlog(self, name: str, at_least: int, within: float) -> int:
         deadline = time.monotonic() + within
         while True:
@@ -286,6 +294,7 @@ class Sent:
     form_type: str | None
     status: int | None = None  # the final answer; None: never answered
     retries: int = 0  # sends that got no answer, a 5xx or a 429
+    retried_on: list[str] = field(default_factory=list)  # why each retry: a status, or "no answer"
     first_sent: float = 0.0  # time.monotonic()
     answered: float = 0.0
 
@@ -317,9 +326,14 @@ class SteadyLoad:
         self.started = 0.0
         self.finished = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="steady-load")
+
+    def stop(self) -> None:
+        """Send nothing new (requests under way are still answered): the load ends with the faults."""
+        self._stopping = True
 
     async def wait(self) -> None:
         assert self._task is not None
@@ -337,6 +351,8 @@ class SteadyLoad:
         async with httpx.AsyncClient(base_url=self.base_url, timeout=20.0, limits=limits) as client:
             self.started = time.monotonic()
             for index, item in enumerate(self.items):
+                if self._stopping:
+                    break
                 delay = self.started + index / self.rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -389,6 +405,7 @@ class SteadyLoad:
                     sent.answered = time.monotonic()
                     return
                 sent.retries += 1
+                sent.retried_on.append("no answer" if status is None else str(status))
                 if time.monotonic() > deadline:
                     return  # never answered: reported, and fails the run
                 await asyncio.sleep(backoff)
@@ -409,6 +426,7 @@ class SteadyLoad:
             "unanswered": sum(s.status is None for s in self.sent),
             "retried_requests": sum(s.retries > 0 for s in self.sent),
             "retries": sum(s.retries for s in self.sent),
+            "retried_on": dict(sorted(Counter(why for s in self.sent for why in s.retried_on).items())),
             "offered_rate": self.rate,
             "held_rate": round(len(self.sent) / elapsed, 1) if elapsed > 0 else None,
             "seconds": round(elapsed, 1),
@@ -561,6 +579,7 @@ class Reconciliation:
     sink_unexpected: list[str] = field(default_factory=list)
     sink_stale: list[str] = field(default_factory=list)
     reserved_children: int = 0
+    reserved_with_records: int = 0  # reserved children who would have records in the sink otherwise
     reserved_in_sink: list[str] = field(default_factory=list)
     audit_duplicates: int = 0  # ledger operations the sink confirmed more than once
     export_waiting: int = 0
@@ -793,8 +812,11 @@ async def _check_export(
         sources[event.child.pseudonym].append(Source(key, event))
     expected: dict[str, TransferRecord] = {}
     for pseudonym, child_sources in sources.items():
+        records = build_records(child_sources, platform.export_ids).records
         if pseudonym not in reserved_children:
-            expected.update(build_records(child_sources, platform.export_ids).records)
+            expected.update(records)
+        elif records:
+            result.reserved_with_records += 1
 
     rows = await asyncio.to_thread(sink_rows, platform.nordic_db)
     result.sink_expected = len(expected)
@@ -894,8 +916,11 @@ class FaultRun:
         self.events.append(event)
         return event
 
-    async def finish(self, within: float = 180.0) -> Reconciliation:
-        """Wait for the load, converge, record the figures, then assert the guarantees."""
+    async def finish(self, within: float = 180.0, tail_s: float = 4.0) -> Reconciliation:
+        """Keep the load on `tail_s` more seconds after the last fault, stop it and wait for its answers,
+        converge, record the figures, then assert the guarantees."""
+        await asyncio.sleep(tail_s)
+        self.load.stop()
         await self.load.wait()
         log(f"{self.scenario}: load done {self.load.summary()}")
         reconciliation, converge_s = await converge(self.platform, self.load, self.canary, within)
@@ -920,3 +945,48 @@ def record_run(run: FaultRun, reconciliation: Reconciliation, converge_s: float)
     }
     path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
     return path
+
+
+# --- brokers -------------------------------------------------------------------------------------------
+
+_RAFT_TRANSITION = re.compile(r"\[RaftManager id=(\d+)\] Completed transition to (Leader|FollowerState)\((.*)")
+
+
+def active_controller(cluster: KafkaCluster) -> int:
+    """The node leading the KRaft controller quorum now, from the nodes' own logs: the latest (highest
+    epoch) leader any live node has seen itself become or follow."""
+    latest = (-1, -1)
+    for node in cluster.status():
+        if not node.alive:
+            continue
+        for line in node.log_file.read_text(errors="replace").splitlines():
+            if (found := _RAFT_TRANSITION.search(line)) is None:
+                continue
+            me, state, rest = found.groups()
+            epoch = re.search(r"epoch=(\d+)", rest)
+            leader = me if state == "Leader" else (re.search(r"leader=(\d+)", rest) or [None, None])[1]
+            if epoch and leader is not None:
+                latest = max(latest, (int(epoch[1]), int(leader)))
+    assert latest[1] >= 0, "no live node has seen a controller leader"
+    return latest[1]
+
+
+async def partition_leaders(kafka: KafkaSettings) -> Counter[int]:
+    """How many partitions of the platform's topics each broker leads."""
+    return Counter(p.leader for d in await describe_topics(kafka) if d.exists for p in d.partitions)
+
+
+async def wait_fully_replicated(kafka: KafkaSettings, within: float = 120.0) -> float:
+    """Wait until every partition of the platform's topics has its whole replica set in sync again."""
+    started = time.monotonic()
+    while True:
+        try:
+            descriptions = await describe_topics(kafka)
+            if all(
+                d.exists and not any(p.under_replicated or p.leader < 0 for p in d.partitions) for d in descriptions
+            ):
+                return round(time.monotonic() - started, 1)
+        except Exception:  # a broker coming back may refuse a request or two
+            pass
+        assert time.monotonic() - started < within, f"partitions still under-replicated after {within} s"
+        await asyncio.sleep(0.5)
