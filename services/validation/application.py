@@ -93,6 +93,7 @@ class Validation:
                 child=event.child,
                 form=event.form,
                 received_at=event.received_at,
+                report_id=event.report_id,
                 supersedes=event.supersedes,
                 iccc=assessment.iccc,
                 findings=assessment.findings,

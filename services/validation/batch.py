@@ -114,6 +114,7 @@ class CheckRequest(StrictModel):
     made_at: AwareDatetime
     patient: Patient
     form: Form
+    corrects: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,7 @@ def check_lines(lines: Iterable[str], reference: ReferenceData) -> list[str]:
             legal_sex=child.sex,
             form=request.form,
             reference_date=registry_date(request.made_at),  # no receipt here: the form's own date
+            is_correction=request.corrects is not None,
         )
         assessment = assess(case, ledger.of(child.key), reference)
         if assessment.tumour is not None:

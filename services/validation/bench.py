@@ -187,6 +187,7 @@ def _received(case: Case, child: int) -> SubmissionReceived:
         made_at=moment,
         received_at=moment,
         channel="http",
+        report_id=case.submission_id,
     )
 
 

@@ -88,8 +88,9 @@ def received(
     received_at: datetime = RECEIVED_AT,
     **changes: Any,
 ) -> SubmissionReceived:
+    submission_id = changes.pop("submission_id", uuid.uuid4())
     fields: dict[str, Any] = dict(
-        submission_id=uuid.uuid4(),
+        submission_id=submission_id,
         hospital_id="ous",
         child=Child(pseudonym=pseudonym(child), birth_date=birth_date, sex=sex),
         form_version=1,
@@ -97,5 +98,7 @@ def received(
         made_at=received_at,
         received_at=received_at,
         channel="http",
+        # An original is its own report; a correction of an original is a version of that report.
+        report_id=changes.get("supersedes") or submission_id,
     )
     return SubmissionReceived(**(fields | changes))

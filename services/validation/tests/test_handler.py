@@ -148,6 +148,27 @@ async def test_a_correction_updates_the_tumour(harness: Harness) -> None:
     assert [topic for topic, _, _ in harness.out] == [VALIDATED, VALIDATED, REJECTED]  # now before the diagnosis
 
 
+async def test_several_treatment_reports_and_their_corrections_link_to_the_tumour_and_keep_their_report(
+    harness: Harness,
+) -> None:
+    chemotherapy = received(treatment())
+    surgery = received(treatment(modality="surgery", start_date=date(2024, 2, 12)))
+    wrong = received(treatment(start_date=date(2024, 1, 5)), supersedes=chemotherapy.submission_id)  # too early
+    fixed = received(
+        treatment(start_date=date(2024, 2, 6)), supersedes=wrong.submission_id, report_id=chemotherapy.report_id
+    )
+    await harness.send(received(diagnosis()), chemotherapy, surgery, wrong, fixed)
+
+    assert [topic for topic, _, _ in harness.out] == [VALIDATED, VALIDATED, VALIDATED, REJECTED, VALIDATED]
+    outcomes = [outcome for _, _, outcome in harness.out[1:]]
+    assert [o.report_id for o in outcomes] == [chemotherapy.submission_id, surgery.submission_id] + [
+        chemotherapy.submission_id
+    ] * 2
+    assert [o.supersedes for o in outcomes] == [None, None, chemotherapy.submission_id, wrong.submission_id]
+    assert [f.code for f in outcomes[2].findings] == ["DATE_ORDER"]  # linked: checked against the diagnosis
+    assert len(await harness.tumours()) == 1
+
+
 async def test_a_rejected_diagnosis_is_not_a_known_tumour(harness: Harness) -> None:
     await harness.send(received(diagnosis(grade=5)), received(treatment()))
     assert [topic for topic, _, _ in harness.out] == [REJECTED, REJECTED]
