@@ -1,16 +1,19 @@
 """Export's view of the reports it consumed: which record a report is, and which version is current.
 
-A record is what the Nordic side holds as one row: one form type (diagnosis, treatment, follow-up) of
-one tumour. Intake makes every form supersede the latest earlier form of the same type for the same
-tumour, so each (tumour, form type) is one chain of versions, and keying the record by it keeps a
-correction on its record even when the version it corrects was rejected and never reached export.
+A record is what the Nordic side holds as one row: one report about one tumour. A tumour has one
+diagnosis report (intake makes a later diagnosis form for the same tumour correct the current one), so
+its diagnosis record is keyed by the tumour. It has any number of treatment reports (chemotherapy, then
+surgery, ...) and follow-up reports (at 1, 3, 5 years, ...), each a record of its own, keyed by the
+report: intake's `report_id`, the first submission of the report's chain of corrections, which every
+correction carries on. Either key keeps a correction on its record even when the version it corrects was
+rejected and never reached export.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.events import SubmissionValidated
+from shared.events import DiagnosisForm, SubmissionValidated
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,10 @@ def tumour_of(event: SubmissionValidated) -> str:
 
 
 def record_key(event: SubmissionValidated) -> str:
-    return f"{tumour_of(event)}/{event.form.form_type}"
+    """At most 197 characters (pseudonym 52, hospital 32, tumour reference 64, form type, report id)."""
+    if isinstance(event.form, DiagnosisForm):
+        return f"{tumour_of(event)}/diagnosis"
+    return f"{tumour_of(event)}/{event.form.form_type}/{event.report_id}"
 
 
 def replaces(current: SubmissionValidated | None, incoming: SubmissionValidated) -> bool:

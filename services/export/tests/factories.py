@@ -39,7 +39,13 @@ def _received() -> datetime:
 
 
 def diagnosis(
-    who: Child, diagnosed: date, *, tumour: str = "T1", hospital: str = "ous", morphology: str = "9836"
+    who: Child,
+    diagnosed: date,
+    *,
+    tumour: str = "T1",
+    hospital: str = "ous",
+    morphology: str = "9836",
+    corrects: SubmissionValidated | None = None,
 ) -> SubmissionValidated:
     form = DiagnosisForm(
         tumour_ref=tumour,
@@ -53,35 +59,57 @@ def diagnosis(
         stage="SR",
     )
     iccc = IcccCode(main_group="I", subgroup="Ia", division="Ia.1", recode="011", extended="011")
-    return _validated(who, form, hospital, iccc)
+    return _validated(who, form, hospital, iccc, corrects)
 
 
 def treatment(
-    who: Child, started: date, *, tumour: str = "T1", hospital: str = "ous", protocol: str = "ALLTogether1"
+    who: Child,
+    started: date,
+    *,
+    tumour: str = "T1",
+    hospital: str = "ous",
+    protocol: str = "ALLTogether1",
+    modality: Modality = Modality.CHEMOTHERAPY,
+    corrects: SubmissionValidated | None = None,
 ) -> SubmissionValidated:
-    form = TreatmentForm(tumour_ref=tumour, modality=Modality.CHEMOTHERAPY, protocol=protocol, start_date=started)
-    return _validated(who, form, hospital, None)
+    form = TreatmentForm(tumour_ref=tumour, modality=modality, protocol=protocol, start_date=started)
+    return _validated(who, form, hospital, None, corrects)
 
 
 def follow_up(
-    who: Child, contact: date, *, tumour: str = "T1", hospital: str = "ous", late_effects: tuple[str, ...] = ()
+    who: Child,
+    contact: date,
+    *,
+    tumour: str = "T1",
+    hospital: str = "ous",
+    late_effects: tuple[str, ...] = (),
+    corrects: SubmissionValidated | None = None,
 ) -> SubmissionValidated:
     form = FollowUpForm(
         tumour_ref=tumour, last_contact_date=contact, vital_status=VitalStatus.ALIVE, late_effects=late_effects
     )
-    return _validated(who, form, hospital, None)
+    return _validated(who, form, hospital, None, corrects)
 
 
 def _validated(
-    who: Child, form: DiagnosisForm | TreatmentForm | FollowUpForm, hospital: str, iccc: IcccCode | None
+    who: Child,
+    form: DiagnosisForm | TreatmentForm | FollowUpForm,
+    hospital: str,
+    iccc: IcccCode | None,
+    corrects: SubmissionValidated | None,
 ) -> SubmissionValidated:
+    """An original is a report of its own; a correction (`corrects`: the version it replaces) is a version
+    of that one's report, as intake names them."""
+    submission_id = uuid.uuid4()
     return SubmissionValidated(
-        submission_id=uuid.uuid4(),
+        submission_id=submission_id,
         received_event_id=uuid.uuid4(),
         hospital_id=hospital,
         child=who,
         form=form,
         received_at=_received(),
+        report_id=corrects.report_id if corrects else submission_id,
+        supersedes=corrects.submission_id if corrects else None,
         iccc=iccc,
     )
 

@@ -25,6 +25,7 @@ from services.export.tests.factories import (
     withdrawn,
 )
 from services.export.tests.harness import Harness
+from shared.events.forms import Modality
 
 BORN = date(2015, 6, 15)
 DIAGNOSED = date(2020, 3, 1)
@@ -148,6 +149,46 @@ async def test_a_correction_updates_the_same_record_and_what_depends_on_it(harne
     assert by_kind["treatment"]["revision"] == 2  # its days since diagnosis changed with the date
     assert by_kind["treatment"]["content"]["start_day"] == 14
     assert [e.action for e in await audit(harness)].count("update") == 2
+
+
+async def test_each_treatment_and_follow_up_report_of_a_tumour_is_a_record_of_its_own(harness: Harness) -> None:
+    kid = child(15, BORN)
+    chemotherapy = treatment(kid, date(2020, 3, 5))
+    surgery = treatment(kid, date(2020, 5, 4), modality=Modality.SURGERY, protocol="SIOP")
+    follow_ups = [follow_up(kid, date(2021, 3, 1)), follow_up(kid, date(2023, 3, 1))]
+    await harness.consume(diagnosis(kid, DIAGNOSED), chemotherapy, surgery, *follow_ups)
+    await harness.deliver()
+
+    held = await harness.holdings()
+    assert len(held) == 5
+    therapies = sorted((h.record["content"]["modality"], h.record["content"]["start_day"]) for h in held.values()
+                       if h.record["content"]["kind"] == "treatment")  # fmt: skip
+    assert therapies == [("chemotherapy", 4), ("surgery", 64)]
+    contacts = sorted(h.record["content"]["last_contact_day"] for h in held.values()
+                      if h.record["content"]["kind"] == "follow_up")  # fmt: skip
+    assert contacts == [365, 1095]
+    assert len({h.record["tumour_id"] for h in held.values()}) == 1
+
+
+async def test_a_correction_of_one_treatment_updates_that_record_only(harness: Harness) -> None:
+    kid = child(16, BORN)
+    chemotherapy = treatment(kid, date(2020, 3, 5))
+    surgery = treatment(kid, date(2020, 5, 4), modality=Modality.SURGERY, protocol="SIOP")
+    await harness.consume(diagnosis(kid, DIAGNOSED), chemotherapy, surgery)
+    await harness.deliver()
+    before = await harness.holdings()
+
+    corrected = treatment(kid, date(2020, 3, 3), corrects=chemotherapy)  # the start typed two days late
+    await harness.consume(corrected, treatment(kid, date(2020, 3, 2), corrects=corrected))
+    await harness.deliver()
+    after = await harness.holdings()
+
+    assert after.keys() == before.keys()
+    changed = {rid for rid in after if after[rid].record != before[rid].record}
+    assert len(changed) == 1
+    (record,) = (after[rid].record for rid in changed)
+    assert (record["content"]["modality"], record["content"]["start_day"], record["revision"]) == ("chemotherapy", 1, 2)
+    assert [e.action for e in await audit(harness)].count("update") == 1
 
 
 async def test_a_correction_out_of_scope_retracts_the_tumour(harness: Harness) -> None:

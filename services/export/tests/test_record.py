@@ -17,7 +17,7 @@ from services.export.domain.record import ExportIds, TransferRecord, build_recor
 from services.export.domain.sources import Source, record_key
 from services.export.tests import factories as f
 from shared.events import SubmissionValidated
-from shared.events.forms import Sex
+from shared.events.forms import Modality, Sex
 from shared.hospitals import BY_ID
 
 SCHEMA_FILE = Path(__file__).parents[1] / "domain" / "transfer-record-v1.schema.json"
@@ -36,7 +36,8 @@ FORBIDDEN_FIELDS = {
     "national_id", "identity_number", "fodselsnummer", "name", "first_name", "last_name", "surname",
     "pseudonym", "child_pseudonym", "birth_date", "hospital_id", "hospital", "tumour_ref", "submission_id",
     "received_event_id", "event_id", "diagnosis_date", "start_date", "end_date", "last_contact_date",
-    "death_date", "relapse_date", "late_effects", "findings", "coder_overrides", "received_at",
+    "death_date", "relapse_date", "late_effects", "findings", "coder_overrides", "received_at", "report_id",
+    "supersedes",
 }  # fmt: skip
 
 
@@ -176,5 +177,24 @@ def test_reports_without_an_accepted_diagnosis_are_held() -> None:
 def test_submission_ids_do_not_split_a_chain() -> None:
     who = f.child(6, date(2015, 6, 15))
     original = f.treatment(who, date(2020, 3, 2))
-    correction = f.treatment(who, date(2020, 3, 3)).model_copy(update={"supersedes": uuid.uuid4()})
-    assert record_key(original) == record_key(correction)  # also when what it corrects was rejected
+    correction = f.treatment(who, date(2020, 3, 3), corrects=original)
+    assert record_key(original) == record_key(correction)
+    # Also when the version it corrects was rejected and never reached export: the report id names the chain.
+    rejected = uuid.uuid4()  # another report's original
+    fixed = f.treatment(who, date(2020, 4, 1)).model_copy(update={"report_id": rejected, "supersedes": rejected})
+    again = f.treatment(who, date(2020, 4, 2), corrects=fixed)
+    assert record_key(fixed) == record_key(again) != record_key(original)
+
+
+def test_each_treatment_and_follow_up_report_is_a_record_of_its_own() -> None:
+    who = f.child(7, date(2015, 6, 15))
+    diagnosis = f.diagnosis(who, date(2020, 3, 1))
+    chemotherapy = f.treatment(who, date(2020, 3, 2))
+    surgery = f.treatment(who, date(2020, 5, 2), modality=Modality.SURGERY, protocol="SIOP")
+    first_year, third_year = f.follow_up(who, date(2021, 3, 1)), f.follow_up(who, date(2023, 3, 1))
+    records = _build([diagnosis, chemotherapy, surgery, first_year, third_year])
+    assert len({r.record_id for r in records}) == 5
+    assert len({r.tumour_id for r in records}) == 1
+    assert sorted(r.content.kind for r in records) == ["diagnosis", "follow_up", "follow_up", "treatment", "treatment"]
+    # A second diagnosis form for the tumour is its diagnosis corrected (intake's rule): the same record.
+    assert record_key(f.diagnosis(who, date(2020, 3, 2))) == record_key(diagnosis)

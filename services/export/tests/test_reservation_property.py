@@ -1,7 +1,8 @@
-"""Reservation always wins, exactly once: random interleavings of reports (with corrections and
-treatments before their diagnosis), reservations, withdrawals, redeliveries, refusals, crashes on either
-side of the sink's write and restarts, driven through the real consumer use case, delivery worker and
-sinks on SQLite and files. Checked throughout and at the end:
+"""Reservation always wins, exactly once: random interleavings of reports (several treatment and
+follow-up reports per tumour, corrections, treatments before their diagnosis), reservations,
+withdrawals, redeliveries, refusals, crashes on either side of the sink's write and restarts, driven
+through the real consumer use case, delivery worker and sinks on SQLite and files. Checked throughout
+and at the end:
 - no upsert of a child reaches the sink while export knows the child is reserved;
 - whenever nothing is waiting, the sink holds exactly the latest version of every record of the
   eligible, non-reserved children, each once (file drop: no operation twice at rest).
@@ -48,6 +49,9 @@ class Step:
     variant: int = 0
     count: int = 1
     fault: Literal["before", "after", "refuse"] | None = None
+    # A treatment or follow-up report: a correction of the child's latest such report (if there is one),
+    # or a report of its own. A diagnosis always corrects the child's diagnosis, as intake decides.
+    correct: bool = False
 
 
 # Weighted towards what makes interleavings interesting: reports, reservations, consuming, delivering.
@@ -61,7 +65,7 @@ def steps(draw: st.DrawFn) -> Step:
     kind = draw(st.sampled_from(KIND_WEIGHTS))
     child = draw(st.integers(0, len(CHILDREN) - 1))
     if kind == "report":
-        return Step("report", child, draw(st.sampled_from(KINDS)), draw(st.integers(0, 1)))
+        return Step("report", child, draw(st.sampled_from(KINDS)), draw(st.integers(0, 1)), correct=draw(st.booleans()))
     if kind in ("reserve", "withdraw"):
         return Step(kind, child)
     if kind in ("consume", "redeliver"):
@@ -108,6 +112,7 @@ class Run:
         self.consumed: list[Any] = []
         self.checked = 0  # operations of the current sink object already checked
         self.children = [f.child(f"prop-{i}", born) for i, (born, _) in enumerate(CHILDREN)]
+        self.latest: dict[tuple[int, str], SubmissionValidated] = {}  # (child, form) -> latest version made
 
     def event(self, step: Step) -> Any:
         who = self.children[step.child]
@@ -116,11 +121,16 @@ class Run:
         if step.kind == "withdraw":
             return f.withdrawn(who)
         diagnosed = CHILDREN[step.child][1][step.variant]
+        latest = self.latest.get((step.child, step.form))
+        corrects = latest if step.form == "diagnosis" or step.correct else None
         if step.form == "diagnosis":
-            return f.diagnosis(who, diagnosed, morphology=("9836", "9837")[step.variant])
-        if step.form == "treatment":
-            return f.treatment(who, date(2020, 4, 1 + step.variant))
-        return f.follow_up(who, date(2021, 4, 1 + step.variant))
+            event = f.diagnosis(who, diagnosed, morphology=("9836", "9837")[step.variant], corrects=corrects)
+        elif step.form == "treatment":
+            event = f.treatment(who, date(2020, 4, 1 + step.variant), corrects=corrects)
+        else:
+            event = f.follow_up(who, date(2021, 4, 1 + step.variant), corrects=corrects)
+        self.latest[step.child, step.form] = event
+        return event
 
     async def consume(self, count: int) -> None:
         batch, self.produced = self.produced[:count], self.produced[count:]
