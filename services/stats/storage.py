@@ -223,9 +223,13 @@ def _tumour_from(row: Any) -> Tumour:
         treatment_reported_on=_day(facts["treatment_reported_on"]),
         follow_ups=[
             FollowUp(
-                uuid.UUID(sid), uuid.UUID(supersedes) if supersedes else None, date.fromisoformat(contact), _day(death)
+                uuid.UUID(sid),
+                uuid.UUID(report_id),
+                datetime.fromisoformat(received_at),
+                date.fromisoformat(contact),
+                _day(death),
             )
-            for sid, supersedes, contact, death in facts["follow_ups"]
+            for sid, report_id, received_at, contact, death in facts["follow_ups"]
         ],
         tallies={(year, metric, key): count for year, metric, key, count in facts["tallies"]},
         follow_up_due=facts["follow_up_due"],
@@ -254,7 +258,9 @@ def _tumour_row(tumour: Tumour) -> dict[str, Any]:
         ],
         "diagnosis_reported_on": tumour.diagnosis_reported_on,
         "treatment_reported_on": tumour.treatment_reported_on,
-        "follow_ups": [[f.submission_id, f.supersedes, f.last_contact_date, f.death_date] for f in tumour.follow_ups],
+        "follow_ups": [
+            [f.submission_id, f.report_id, f.received_at, f.last_contact_date, f.death_date] for f in tumour.follow_ups
+        ],
         "tallies": [[*key, count] for key, count in tumour.tallies.items()],
         "follow_up_due": tumour.follow_up_due,
         "follow_up_reported": tumour.follow_up_reported,

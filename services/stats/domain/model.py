@@ -1,6 +1,6 @@
 """What stats remembers per tumour and per submission: compact facts from which every figure is computed.
 
-Facts merge order-independently (earliest report, latest diagnosis, corrections by reference), so a
+Facts merge order-independently (earliest report, latest diagnosis, latest version of each report), so a
 replay that reads the input topics in another interleaving arrives at the same facts and figures.
 """
 
@@ -43,8 +43,11 @@ class Diagnosis:
 
 @dataclass(slots=True)
 class FollowUp:
+    """An accepted version of a follow-up report (`report_id`: intake's, shared by its corrections)."""
+
     submission_id: uuid.UUID
-    supersedes: uuid.UUID | None
+    report_id: uuid.UUID
+    received_at: datetime
     last_contact_date: date
     death_date: date | None
 
@@ -57,7 +60,8 @@ class Tumour:
     hospital_id: str
     tumour_ref: str
     diagnosis: Diagnosis | None = None
-    # Local dates of the first accepted diagnosis and treatment reports (timeliness, completeness).
+    # Local dates of the first accepted diagnosis and treatment reports (timeliness, completeness): of
+    # whichever report came first, a tumour having any number of treatment reports.
     diagnosis_reported_on: date | None = None
     treatment_reported_on: date | None = None
     follow_ups: list[FollowUp] = field(default_factory=list)
@@ -75,9 +79,14 @@ class Tumour:
         return self.hospital_id, self.tumour_ref
 
     def effective_follow_ups(self) -> list[FollowUp]:
-        """Follow-up reports not replaced by a correction."""
-        replaced = {f.supersedes for f in self.follow_ups if f.supersedes is not None}
-        return [f for f in self.follow_ups if f.submission_id not in replaced]
+        """The current version of each follow-up report (a tumour has one per check-up): a correction,
+        received later, replaces its report's earlier versions, also when one in between was rejected."""
+        current: dict[uuid.UUID, FollowUp] = {}
+        for version in self.follow_ups:
+            seen = current.get(version.report_id)
+            if seen is None or (version.received_at, version.submission_id) > (seen.received_at, seen.submission_id):
+                current[version.report_id] = version
+        return list(current.values())
 
 
 @dataclass(slots=True)

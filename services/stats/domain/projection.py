@@ -178,12 +178,15 @@ def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionReje
             )
         tumour.diagnosis_reported_on = _earliest(tumour.diagnosis_reported_on, reported_on)
     elif isinstance(form, TreatmentForm):
-        # Timeliness counts the first accepted report; a later correction replaces content, not that date.
+        # Timeliness counts the first accepted treatment report of the tumour, whichever of its reports
+        # that is; a later report, or a correction, replaces content, not that date.
         tumour.treatment_reported_on = _earliest(tumour.treatment_reported_on, reported_on)
     elif isinstance(form, FollowUpForm):
         died = form.death_date or (form.last_contact_date if form.vital_status is VitalStatus.DEAD else None)
         tumour.follow_ups = [f for f in tumour.follow_ups if f.submission_id != event.submission_id]
-        tumour.follow_ups.append(FollowUp(event.submission_id, event.supersedes, form.last_contact_date, died))
+        tumour.follow_ups.append(
+            FollowUp(event.submission_id, event.report_id, event.received_at, form.last_contact_date, died)
+        )
 
 
 def rejecting_codes(findings: Iterable[Finding]) -> tuple[str, ...]:

@@ -48,17 +48,20 @@ def _outcome(
     *,
     iccc: IcccCode | None = None,
     findings: tuple[Finding, ...] = (),
-    supersedes: uuid.UUID | None = None,
+    corrects: Outcome | None = None,
 ) -> Outcome:
+    """`corrects`: the version this one corrects (a version of the same report, as intake names them)."""
     cls = SubmissionValidated if accepted else SubmissionRejected
+    submission_id = uuid.uuid4()
     return cls(
-        submission_id=uuid.uuid4(),
+        submission_id=submission_id,
         received_event_id=uuid.uuid4(),
         hospital_id=hospital,
         child=kid,
         form=form,
         received_at=at(received),
-        supersedes=supersedes,
+        report_id=corrects.report_id if corrects else submission_id,
+        supersedes=corrects.submission_id if corrects else None,
         iccc=iccc,
         findings=findings,
     )
@@ -77,7 +80,7 @@ def diagnosis(
     iccc: tuple[str, str] = ("III", "IIIc"),
     accepted: bool = True,
     findings: tuple[Finding, ...] = (),
-    supersedes: uuid.UUID | None = None,
+    corrects: Outcome | None = None,
 ) -> Outcome:
     form = DiagnosisForm(
         tumour_ref=ref,
@@ -90,7 +93,7 @@ def diagnosis(
         basis=basis,
     )
     code = IcccCode(main_group=iccc[0], subgroup=iccc[1], recode="031", extended="031") if accepted else None
-    return _outcome(accepted, hospital, kid, form, received, iccc=code, findings=findings, supersedes=supersedes)
+    return _outcome(accepted, hospital, kid, form, received, iccc=code, findings=findings, corrects=corrects)
 
 
 def treatment(
@@ -108,7 +111,8 @@ def follow_up(
     received: str,
     *,
     dead: bool = False,
-    supersedes: uuid.UUID | None = None,
+    accepted: bool = True,
+    corrects: Outcome | None = None,
 ) -> Outcome:
     form = FollowUpForm(
         tumour_ref=ref,
@@ -116,7 +120,7 @@ def follow_up(
         vital_status=VitalStatus.DEAD if dead else VitalStatus.ALIVE,
         death_date=date.fromisoformat(last_contact) if dead else None,
     )
-    return _outcome(True, hospital, kid, form, received, supersedes=supersedes)
+    return _outcome(accepted, hospital, kid, form, received, corrects=corrects)
 
 
 def finding(code: str, severity: str = "error", overridden: bool = False) -> Finding:
@@ -179,7 +183,7 @@ def story() -> Story:
     s.add(
         diagnosis(
             "ous", bo, "B1", "2024-03-01", "2024-03-10",
-            topography="C42.1", morphology="9837", basis=5, iccc=("I", "Ia"), supersedes=bo_first.submission_id,
+            topography="C42.1", morphology="9837", basis=5, iccc=("I", "Ia"), corrects=bo_first,
         )
     )  # fmt: skip
     s.add(treatment("ous", bo, "B1", "2024-03-02", "2024-03-15", accepted=False, findings=(finding("E_DATES"),)))
@@ -266,7 +270,7 @@ def synthetic(
         if rng.random() < 0.1:
             emit(diagnosis(hospital, kid, ref, day(diagnosed), day(reported + timedelta(days=3)),
                            topography=topography, morphology=morphology, basis=basis, iccc=iccc,
-                           supersedes=first.submission_id))  # fmt: skip
+                           corrects=first))  # fmt: skip
         if rng.random() < 0.9:
             for k in range(rng.randrange(1, 4)):
                 sent = reported + timedelta(days=rng.randrange(1, 90) + 30 * k)

@@ -131,3 +131,75 @@ async def test_reminders_carry_no_pseudonym(stats: StatsApplication, clock: Manu
     assert isinstance(message.event, ReminderChanged)
     assert NORA.pseudonym.encode() not in message.event.to_json()
     assert message.event.missing_form is FormType.TREATMENT
+
+
+# --- several treatment and follow-up reports per tumour, each corrected on its own ----------------------
+
+
+async def test_each_follow_up_report_counts_and_a_correction_replaces_only_its_own(
+    stats: StatsApplication, clock: ManualClock, published: Published
+) -> None:
+    clock.set_day(date(2024, 1, 10))
+    await stats.apply([diagnosis("ous", NORA, "N1", "2024-01-02", "2024-01-08")])
+    first_year = follow_up("ous", NORA, "N1", "2024-12-20", "2025-01-05")
+    third_year = follow_up("ous", NORA, "N1", "2026-12-28", "2027-01-04")
+    clock.set_day(date(2027, 1, 5))
+    await stats.apply([first_year, third_year])
+    await stats.sweep()
+    assert [c for c in changes(published) if c[1] is ReminderKind.FOLLOW_UP_DUE] == []
+    due = (await stats.current("ous")).total.with_due_follow_up_report
+    assert (due.numerator, due.denominator) == (1, 1)
+
+    # The first year's report corrected after the third year's came: the third year stays reported.
+    clock.set_day(date(2027, 2, 1))
+    await stats.apply([follow_up("ous", NORA, "N1", "2024-12-21", "2027-02-01", corrects=first_year)])
+    assert changes(published) == []
+    due = (await stats.current("ous")).total.with_due_follow_up_report
+    assert (due.numerator, due.denominator) == (1, 1)
+
+    # A correction of the third year's report that moves its last contact out of the year un-reports it.
+    clock.set_day(date(2027, 2, 2))
+    await stats.apply([follow_up("ous", NORA, "N1", "2026-06-01", "2027-02-02", corrects=third_year)])
+    assert changes(published) == [("N1", ReminderKind.FOLLOW_UP_DUE, 3, ReminderStatus.OPEN, date(2027, 1, 2))]
+    due = (await stats.current("ous")).total.with_due_follow_up_report
+    assert (due.numerator, due.denominator) == (0, 1)
+
+
+async def test_a_correction_replaces_its_report_also_when_a_version_in_between_was_rejected(
+    stats: StatsApplication, clock: ManualClock, published: Published
+) -> None:
+    clock.set_day(date(2024, 7, 1))
+    await stats.apply([diagnosis("ous", NORA, "N1", "2024-01-02", "2024-01-08")])
+    wrong = follow_up("ous", NORA, "N1", "2024-06-20", "2024-07-01", dead=True)  # the wrong child's death
+    rejected = follow_up("ous", NORA, "N1", "2024-06-21", "2024-07-02", accepted=False, corrects=wrong)
+    fixed = follow_up("ous", NORA, "N1", "2024-06-22", "2024-07-03", corrects=rejected)
+    await stats.apply([wrong, rejected, fixed])
+    changes(published)
+
+    # Alive after all: the first anniversary falls due.
+    clock.set_day(date(2025, 1, 2))
+    await stats.sweep()
+    assert changes(published) == [("N1", ReminderKind.FOLLOW_UP_DUE, 1, ReminderStatus.OPEN, date(2025, 1, 2))]
+
+
+async def test_timeliness_and_completeness_count_the_first_of_several_treatment_reports(
+    stats: StatsApplication, clock: ManualClock, published: Published
+) -> None:
+    clock.set_day(date(2024, 6, 1))
+    chemotherapy = treatment("ous", NORA, "N1", "2024-01-05", "2024-01-20")
+    await stats.apply(
+        [
+            diagnosis("ous", NORA, "N1", "2024-01-02", "2024-01-08"),
+            treatment("ous", NORA, "N1", "2024-03-01", "2024-03-10"),  # surgery: a report of its own
+            chemotherapy,
+            treatment("ous", NORA, "N1", "2024-01-06", "2024-04-01", corrects=chemotherapy),
+        ]
+    )
+    figures = (await stats.current("ous")).total
+    assert (figures.with_treatment_report.numerator, figures.with_treatment_report.denominator) == (1, 1)
+    assert (figures.days_to_first_treatment_report.count, figures.days_to_first_treatment_report.median_days) == (
+        1,
+        18.0,
+    )
+    assert figures.submissions[FormType.TREATMENT].accepted == 3
+    assert await stats.outstanding("ous") == []
