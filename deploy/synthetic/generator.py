@@ -5,7 +5,9 @@ order, byte for byte. Each simulated child gets a synthetic identity number, a t
 case mix, a diagnosis form, treatment reports, follow-ups at 1, 3 and 5 years (those due by `now`),
 and sometimes a death or a relapse. On top of that come, at configurable shares, erroneous forms (each
 labelled with the check it should trip, then resent correctly), late reports, corrections and NOPHO-Care
-reservations. Items come out ordered by `made_at`.
+reservations. A tumour may have several treatment reports and follow-ups, each a report of its own: a
+correction or a resend names the submission it corrects (`corrects`), as intake requires of treatment
+and follow-up reports. Items come out ordered by `made_at`.
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class ErrorClass(StrEnum):
     SEX_IDENTITY = "sex_identity"  # declared sex contradicts the identity number
 
 
+# Errors intake itself refuses (422): such a form is never registered, and its resend is a first form.
+REFUSED_BY_INTAKE = frozenset({ErrorClass.SEX_IDENTITY})
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """One thing a hospital or the registry's staff sends; `payload` is exactly the request body."""
@@ -95,6 +101,7 @@ class Item:
     made_at: datetime
     intended_error: ErrorClass | None = None
     # The submission this one replaces (same tumour and form type): a correction or a resend after an error.
+    # The payload names it in `corrects` too, unless intake refused it (then there is nothing to correct).
     corrects: str | None = None
     late: bool = False
 
@@ -543,6 +550,10 @@ class _Generator:
         }
         replaced = report.resends or report.original
         corrects = replaced.submission_id if replaced is not None else None
+        if replaced is not None and replaced.error not in REFUSED_BY_INTAKE:
+            # A treatment or follow-up report corrects another only when it says which; a diagnosis
+            # corrects its tumour's current one anyway, and says so too.
+            payload["corrects"] = replaced.submission_id
         error = report.error.value if report.error is not None else None
         return report.made, (False, case.hospital_id, orjson.dumps(payload), error, corrects, report.late)
 

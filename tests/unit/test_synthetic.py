@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 from deploy.cli.generate import generate as generate_command
 from deploy.synthetic import ErrorClass, GeneratorConfig, Item, Kind, generate
 from deploy.synthetic.casemix import AGE_BANDS, default_casemix, load_casemix
-from deploy.synthetic.generator import NONEXISTENT_MORPHOLOGIES, NONEXISTENT_TOPOGRAPHIES
+from deploy.synthetic.generator import NONEXISTENT_MORPHOLOGIES, NONEXISTENT_TOPOGRAPHIES, REFUSED_BY_INTAKE
 from deploy.synthetic.identity import IdentityFactory, decode, synthetic_number
 from deploy.synthetic.streaming import Pace, StreamError, post_http, produce_kafka, request_for
 from shared.events.forms import Form
@@ -212,7 +212,8 @@ def test_every_payload_has_the_api_shape_and_every_form_passes_the_shared_models
             assert item.payload["action"] in {"register", "withdraw"}
             continue
         payload = item.payload
-        assert list(payload) == ["submission_id", "hospital_id", "form_version", "made_at", "patient", "form"]
+        fields = ["submission_id", "hospital_id", "form_version", "made_at", "patient", "form"]
+        assert list(payload) == fields + (["corrects"] if "corrects" in payload else [])
         HospitalSubmission.from_json(orjson.dumps(payload))  # intake's request body, decoded strictly
         assert uuid.UUID(payload["submission_id"]).version == 4
         assert payload["hospital_id"] == item.hospital_id and item.hospital_id in BY_ID
@@ -372,7 +373,7 @@ def test_zero_shares_give_clean_on_time_reports_only() -> None:
 
 def test_corrections_and_resends_follow_the_form_they_replace_with_a_field_changed(big: list[Item]) -> None:
     seen: dict[str, Item] = {}
-    replacements = 0
+    replacements: Counter[str] = Counter()
     for item in submissions(big):
         if item.corrects is not None:
             replaced = seen[item.corrects]  # already sent
@@ -381,9 +382,30 @@ def test_corrections_and_resends_follow_the_form_they_replace_with_a_field_chang
             assert form(replaced)["form_type"] == form(item)["form_type"]
             assert form(replaced).get("modality") == form(item).get("modality")
             assert form(replaced) != form(item)
-            replacements += 1
+            replacements[form(item)["form_type"]] += 1
+            # Named in the message, as intake requires of treatment and follow-up reports; not what intake
+            # refused (it was never registered).
+            refused = replaced.intended_error in REFUSED_BY_INTAKE
+            assert item.payload.get("corrects") == (None if refused else item.corrects)
+        else:
+            assert "corrects" not in item.payload
         seen[item.payload["submission_id"]] = item
-    assert replacements > 1000
+    assert sum(replacements.values()) > 1000
+    assert min(replacements.values()) > 100, replacements  # diagnoses, treatments, follow-ups alike
+
+
+def test_a_corrected_report_is_corrected_once_and_in_order(big: list[Item]) -> None:
+    """What intake requires of `corrects`: an earlier form of the hospital, tumour and form type that no
+    other form corrects yet."""
+    sent: dict[str, Item] = {}
+    corrected: set[str] = set()
+    for item in submissions(big):
+        named = item.payload.get("corrects")
+        if named is not None:
+            assert named in sent and named not in corrected
+            assert sent[named].made_at <= item.made_at
+            corrected.add(named)
+        sent[item.payload["submission_id"]] = item
 
 
 # -- codes and checks against the reference tables ------------------------------------------------------
@@ -722,8 +744,11 @@ async def test_http_streaming_retries_overload_and_server_errors() -> None:
 
 async def test_intake_takes_the_stream_and_refuses_only_what_it_checks_itself(tmp_path: Path) -> None:
     """The generated requests against intake's real API (on SQLite, no broker): the contract between them."""
+    from sqlalchemy import select
+
     from services.intake.app import MIGRATIONS, create_app
     from services.intake.settings import IntakeSettings
+    from services.intake.storage import Submission
     from shared.auth import Role, TokenEntry, TokenStore, digest
     from shared.db.migrations import upgrade
 
@@ -745,6 +770,9 @@ async def test_intake_takes_the_stream_and_refuses_only_what_it_checks_itself(tm
     try:
         items = small_stream()
         report = await post_http(items, "http://intake", TOKENS, transport=httpx.ASGITransport(app=app))
+        async with app.state.service.engine.connect() as connection:
+            result = await connection.execute(select(Submission.submission_id, Submission.supersedes))
+            supersedes = {str(sid): str(corrected) if corrected else None for sid, corrected in result}
     finally:
         await app.state.service.engine.dispose()
 
@@ -757,6 +785,13 @@ async def test_intake_takes_the_stream_and_refuses_only_what_it_checks_itself(tm
         "reservation 201": len(items) - len(submissions(items)) - withdrawals,
         "reservation 200": withdrawals,
     }
+    # Every correction and resend corrects what it names: a version of the same report, treatments and
+    # follow-ups included; every other form is a report of its own.
+    registered = [item for item in submissions(items) if item.payload["submission_id"] in supersedes]
+    assert len(registered) == len(submissions(items)) - refused_by_intake
+    assert any(form(item)["form_type"] != "diagnosis" and "corrects" in item.payload for item in registered)
+    for item in registered:
+        assert supersedes[item.payload["submission_id"]] == item.payload.get("corrects"), item
 
 
 async def test_pace_spreads_the_period_over_the_given_seconds() -> None:
