@@ -8,13 +8,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    DateTime,
     Index,
     Integer,
     String,
@@ -28,37 +27,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
-from sqlalchemy.types import TypeDecorator
 
 from services.export.domain.ledger import LedgerEntry, Operation, RevisionState, Status
 from shared.db import ProcessedMessageMixin
+from shared.db.types import UtcDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 LEASE_NAME = "nopho-care-delivery"
 # Ledger ids: BIGINT on PostgreSQL; SQLite only autoincrements an INTEGER PRIMARY KEY.
 LedgerId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both databases (SQLite would hand back naive ones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
