@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
@@ -44,10 +45,11 @@ def replay(
     unless --yes. A replay never moves a group forward, so no record is skipped.
 
     Effects are idempotent: each service stores the ids of the events it processed in the same transaction
-    as their effect, so a replay re-derives projections (after a coding-table update, or to rebuild lost
-    state) without counting anything twice, and outputs carry ids derived from their inputs, so what a
-    service publishes again is dropped downstream as the duplicate it is. To drop the stats projection and
-    rebuild it from scratch, use `registry stats rebuild` instead.
+    as their effect, so a replay applies only what the service has not applied yet (after restoring an older
+    database, say) and counts nothing twice; outputs carry ids derived from their inputs, so what a service
+    publishes again is dropped downstream as the duplicate it is. To drop the stats projection and rebuild it
+    from scratch, use `registry stats rebuild`; to recode all history after a coding-table update,
+    `registry recode`.
     """
     if to_beginning == (to_time is not None):
         raise typer.BadParameter("give exactly one of --to-beginning or --to-time ISO8601")
@@ -109,3 +111,47 @@ def _print_plans(plans: Sequence[ReplayPlan], moment: datetime | None) -> None:
     console.print(table)
     if not any(plan.resets for plan in plans):
         errors.print("[yellow]No partitions to reset.[/]")
+
+
+@reflowed
+def recode(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
+    """Recode all history after a coding-table update: validation consumes every received submission again
+    and codes and checks it with the tables it has now.
+
+    A plain replay would not do it: validation skips events it has processed. So, with the service stopped,
+    this resets the `validation` group to the beginning and then empties validation's processed ids and its
+    tumour ledger (in that order: if the second step fails, a restart merely skips everything, and running the
+    command again finishes the job). Outcomes of the new tables carry new event ids; stats and export key what
+    they keep by submission and report, so a recoded outcome replaces the old one instead of adding to it.
+    """
+    from sqlalchemy import delete
+
+    from services.validation.settings import ValidationSettings
+    from services.validation.storage import ProcessedMessage, Tumour
+    from shared.db import create_engine
+    from shared.settings import load_settings
+
+    settings = kafka_settings()
+    database_url = load_settings(ValidationSettings).database_url
+    scope = replay_scope(settings, "validation")
+    plans = run(settings, _plan(settings, scope, None))
+    _print_plans(plans, None)
+    if not yes and not typer.confirm("Reset validation and forget what it processed?", default=False):
+        raise typer.Abort()
+    run(settings, _apply(settings, plans))
+
+    async def forget() -> int:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(delete(Tumour))
+                result = await connection.execute(delete(ProcessedMessage))
+                return int(result.rowcount or 0)
+        finally:
+            await engine.dispose()
+
+    forgotten = asyncio.run(forget())
+    console.print(
+        f"[green]Ready to recode.[/] {forgotten} processed event(s) forgotten; start validation again and it "
+        f"recodes {sum(plan.again for plan in plans)} submission(s)."
+    )

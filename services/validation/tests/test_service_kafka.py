@@ -197,3 +197,32 @@ async def test_poison_messages_go_to_dead_letters_and_the_service_keeps_going(
     )
     assert SubmissionReceived.from_json(base64.b64decode(poisoned.value_b64)) == poison
     assert all(letter.source_topic == kafka_settings.topic(SUBMISSIONS_RECEIVED) for letter in outputs.dead())
+
+
+async def test_recode_decides_every_submission_again_with_its_history(
+    kafka_settings: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from deploy.cli import app
+
+    database = f"sqlite+aiosqlite:///{tmp_path / 'validation.db'}"
+    story = [received(diagnosis(), child=1), received(treatment(), child=1)]
+    async with Outputs(kafka_settings) as outputs:
+        async with running(kafka_settings, database):
+            await produce(kafka_settings, keyed(*story))
+            await outputs.until(lambda o: o.outcomes() == 2)
+
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
+        monkeypatch.setenv("KAFKA_TOPIC_PREFIX", kafka_settings.topic_prefix)
+        monkeypatch.setenv("VALIDATION_DATABASE_URL", database)
+        result = await asyncio.to_thread(CliRunner().invoke, app, ["recode", "--yes"])
+        assert result.exit_code == 0, result.output
+        assert "2 processed event(s) forgotten" in result.output
+
+        async with running(kafka_settings, database):
+            await outputs.until(lambda o: o.outcomes() == 4)
+            await outputs.settle(1.0)
+    # Decided again in order, the treatment still finds its tumour: the ledger was rebuilt by the replay.
+    assert [o.received_event_id for o in outputs.validated()] == [e.event_id for e in story] * 2
+    assert outputs.rejected() == []
