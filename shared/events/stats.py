@@ -35,6 +35,9 @@ class Share(StrictModel):
     denominator: int = 0
     ratio: float | None = None
     target: float | None = None  # the registry's quality target, where it has one
+    # Which side of the target is good: False, at least `target` (a minimum); True, at most (a maximum,
+    # for shares where lower is better, such as unspecified morphology).
+    target_is_maximum: bool = False
 
 
 class Timeliness(StrictModel):
@@ -43,6 +46,10 @@ class Timeliness(StrictModel):
     count: int = 0
     median_days: float | None = None
     p90_days: float | None = None
+    # How many tumours took how long, by day range: "0-7", "8-14", "15-30", "31-60", "61-90", "91-180",
+    # ">180", in that order, every range listed (zeros too) once `count` is non-zero, empty while it is
+    # zero; "<0" comes first only when a report predates its diagnosis date.
+    buckets: dict[str, int] = Field(default_factory=dict)
 
 
 class Figures(StrictModel):
@@ -55,10 +62,13 @@ class Figures(StrictModel):
     confirmed). Timeliness is in days from the diagnosis date to the (local) date the first accepted
     diagnosis report and the first accepted treatment report arrived; medians and 90th percentiles are
     linearly interpolated. Follow-up completeness counts tumours with a follow-up due, reported when
-    every due follow-up year has a report.
+    every due follow-up year has a report. Reports by month count every submission (all form types) by
+    the registry's local month ("YYYY-MM", Europe/Oslo) it was received, in the same period as
+    `submissions` (so a year's figures may hold months of the next year: late reports about its cases).
     """
 
     submissions: dict[FormType, Counts] = Field(default_factory=dict)
+    reports_by_month: dict[str, Counts] = Field(default_factory=dict)  # "2024-03": ..., in month order
     rejections_by_code: dict[str, int] = Field(default_factory=dict)
     children: int = 0
     tumours: int = 0

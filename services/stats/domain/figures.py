@@ -24,6 +24,9 @@ class M:
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     REJECTION = "rejection"  # key: finding code
+    MONTH_RECEIVED = "m_received"  # key: local month received, "YYYY-MM" (all form types)
+    MONTH_ACCEPTED = "m_accepted"
+    MONTH_REJECTED = "m_rejected"
     CHILDREN = "children"
     TUMOURS = "tumours"
     MAIN_GROUP = "main_group"
@@ -43,6 +46,25 @@ class M:
 
 
 AGE_GROUPS = ("0", "1-4", "5-9", "10-14", "15-17", "18+")
+# Timeliness day ranges (inclusive upper bounds), as the contract names them.
+DAY_BUCKETS = ((7, "0-7"), (14, "8-14"), (30, "15-30"), (60, "31-60"), (90, "61-90"), (180, "91-180"))
+OVER_LAST_BUCKET, NEGATIVE_BUCKET = ">180", "<0"
+
+# Quality targets of the shares that have one besides the treatment-report share (configured,
+# STATS_TREATMENT_REPORT_TARGET). Indicative, for a childhood registry; see the README's "Quality targets".
+# - Morphologically verified, at least 85 %: childhood cancers are nearly all diagnosed by histology,
+#   cytology or haematology (flow cytometry, marrow); IARC's childhood-incidence series (IICC) reports the
+#   MV % of every registry, and well-functioning registries lie at 90 % and above, the shortfall being
+#   CNS tumours diagnosed on imaging (brainstem gliomas) and retinoblastomas diagnosed clinically.
+#   85 % leaves room for those and still flags a registry that misses its pathology reports.
+# - Unspecified morphology (ICD-O-3 8000-8005), at most 5 %: IICC flags "unspecified" as a quality
+#   indicator; adult registries tolerate more, but in children nearly every tumour has a specific type.
+# - Unknown primary site (C80.9), at most 2 %: adult registries aim below about 5 %; primary-site-unknown
+#   cancer is rare in children (a few per thousand), so 2 % is generous and a higher share means coding
+#   or reporting problems.
+VERIFIED_TARGET = 0.85
+UNSPECIFIED_MORPHOLOGY_MAXIMUM = 0.05
+UNKNOWN_PRIMARY_SITE_MAXIMUM = 0.02
 _MAIN_GROUPS = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII")
 
 
@@ -81,18 +103,55 @@ def _value_at(items: list[tuple[int, int]], rank: int) -> int:
     raise IndexError(rank)
 
 
+def day_bucket(days: int) -> str:
+    if days < 0:
+        return NEGATIVE_BUCKET
+    for limit, name in DAY_BUCKETS:
+        if days <= limit:
+            return name
+    return OVER_LAST_BUCKET
+
+
+def day_buckets(histogram: Mapping[int, int]) -> dict[str, int]:
+    """The histogram by day range: every range, in order, once anything is counted ("<0" only if used)."""
+    if not any(histogram.values()):
+        return {}
+    counted: dict[str, int] = {}
+    for days, count in histogram.items():
+        counted[day_bucket(days)] = counted.get(day_bucket(days), 0) + count
+    names = ([NEGATIVE_BUCKET] if counted.get(NEGATIVE_BUCKET) else []) + [n for _, n in DAY_BUCKETS]
+    return {name: counted.get(name, 0) for name in [*names, OVER_LAST_BUCKET]}
+
+
 def timeliness(histogram: Mapping[int, int]) -> Timeliness:
     median, p90 = quantile(histogram, 0.5), quantile(histogram, 0.9)
     return Timeliness(
         count=sum(histogram.values()),
         median_days=None if median is None else round(median, 2),
         p90_days=None if p90 is None else round(p90, 2),
+        buckets=day_buckets(histogram),
     )
 
 
-def share(numerator: int, denominator: int, target: float | None = None) -> Share:
+def share(numerator: int, denominator: int, target: float | None = None, *, maximum: bool = False) -> Share:
     ratio = round(numerator / denominator, 4) if denominator else None
-    return Share(numerator=numerator, denominator=denominator, ratio=ratio, target=target)
+    return Share(
+        numerator=numerator,
+        denominator=denominator,
+        ratio=ratio,
+        target=target,
+        target_is_maximum=maximum and target is not None,
+    )
+
+
+def reports_by_month(by_metric: Mapping[str, Mapping[str, int]]) -> dict[str, Counts]:
+    received, accepted, rejected = (
+        by_metric.get(m, {}) for m in (M.MONTH_RECEIVED, M.MONTH_ACCEPTED, M.MONTH_REJECTED)
+    )
+    return {
+        month: Counts(received=received.get(month, 0), accepted=accepted.get(month, 0), rejected=rejected.get(month, 0))
+        for month in sorted({*received, *accepted, *rejected})
+    }
 
 
 def _main_group_order(group: str) -> tuple[int, str]:
@@ -129,6 +188,7 @@ def figures(counters: Mapping[tuple[str, str], int], treatment_target: float) ->
     tumours = one(M.TUMOURS)
     return Figures(
         submissions=submissions,
+        reports_by_month=reports_by_month(by_metric),
         rejections_by_code=dict(sorted(by_metric.get(M.REJECTION, {}).items())),
         children=one(M.CHILDREN),
         tumours=tumours,
@@ -142,8 +202,10 @@ def figures(counters: Mapping[tuple[str, str], int], treatment_target: float) ->
         days_to_first_treatment_report=timeliness(days(M.TREATMENT_DAYS)),
         with_treatment_report=share(one(M.TREATED), tumours, treatment_target),
         with_due_follow_up_report=share(one(M.FOLLOW_UP_REPORTED), one(M.FOLLOW_UP_DUE)),
-        morphologically_verified=share(one(M.VERIFIED), tumours),
-        unspecified_morphology=share(one(M.UNSPECIFIED_MORPHOLOGY), tumours),
-        unknown_primary_site=share(one(M.UNKNOWN_SITE), tumours),
+        morphologically_verified=share(one(M.VERIFIED), tumours, VERIFIED_TARGET),
+        unspecified_morphology=share(
+            one(M.UNSPECIFIED_MORPHOLOGY), tumours, UNSPECIFIED_MORPHOLOGY_MAXIMUM, maximum=True
+        ),
+        unknown_primary_site=share(one(M.UNKNOWN_SITE), tumours, UNKNOWN_PRIMARY_SITE_MAXIMUM, maximum=True),
         accepted_with_override=share(one(M.OVERRIDE), tumours),
     )

@@ -133,11 +133,14 @@ def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
     if submission.receipted:
         return
     submission.receipted = True
-    tally = (submission.received_year, M.RECEIVED, submission.form_type)
+    year, month = submission.received_year, _month(state, receipt.received_at)
     if submission.pseudonym is None or submission.tumour_ref is None:
-        _add(state.unattributed, (submission.hospital_id, *tally), 1)
+        _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, submission.form_type), 1)
+        _add(state.unattributed, (submission.hospital_id, year, M.MONTH_RECEIVED, month), 1)
     else:
-        _add(state.tumour(submission.pseudonym, submission.hospital_id, submission.tumour_ref).tallies, tally, 1)
+        tallies = state.tumour(submission.pseudonym, submission.hospital_id, submission.tumour_ref).tallies
+        _add(tallies, (year, M.RECEIVED, submission.form_type), 1)
+        _add(tallies, (year, M.MONTH_RECEIVED, month), 1)
 
 
 def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionRejected) -> None:
@@ -145,18 +148,20 @@ def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionReje
     form_type = _FORM_TYPES[form.form_type]
     submission = _submission(state, event.submission_id, event.hospital_id, form_type, event.received_at)
     tumour = state.tumour(event.child.pseudonym, event.hospital_id, form.tumour_ref)
-    year = submission.received_year
+    year, month = submission.received_year, _month(state, event.received_at)
     if submission.outcome is not None:
         # Decided again (validation replayed with new coding tables): the new outcome replaces the old.
-        _tally_outcome(tumour, submission, -1)
+        _tally_outcome(tumour, submission, month, -1)
     elif submission.receipted:
         _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, form_type), -1)
+        _add(state.unattributed, (submission.hospital_id, year, M.MONTH_RECEIVED, month), -1)
         _add(tumour.tallies, (year, M.RECEIVED, form_type), 1)
+        _add(tumour.tallies, (year, M.MONTH_RECEIVED, month), 1)
     accepted = isinstance(event, SubmissionValidated)
     submission.outcome = Outcome.ACCEPTED if accepted else Outcome.REJECTED
     submission.pseudonym, submission.tumour_ref = event.child.pseudonym, form.tumour_ref
     submission.rejection_codes = () if accepted else rejecting_codes(event.findings)
-    _tally_outcome(tumour, submission, 1)
+    _tally_outcome(tumour, submission, month, 1)
     if not accepted:
         return
     reported_on = state.local_date(event.received_at)
@@ -276,12 +281,19 @@ def _submission(
     return found
 
 
-def _tally_outcome(tumour: Tumour, submission: Submission, sign: int) -> None:
+def _tally_outcome(tumour: Tumour, submission: Submission, month: str, sign: int) -> None:
     year, form_type = submission.received_year, submission.form_type
-    metric = M.ACCEPTED if submission.outcome is Outcome.ACCEPTED else M.REJECTED
-    _add(tumour.tallies, (year, metric, form_type), sign)
+    accepted = submission.outcome is Outcome.ACCEPTED
+    _add(tumour.tallies, (year, M.ACCEPTED if accepted else M.REJECTED, form_type), sign)
+    _add(tumour.tallies, (year, M.MONTH_ACCEPTED if accepted else M.MONTH_REJECTED, month), sign)
     for code in submission.rejection_codes:
         _add(tumour.tallies, (year, M.REJECTION, code), sign)
+
+
+def _month(state: BatchState, received_at: datetime) -> str:
+    """The local month a submission was received, "YYYY-MM". Its receipt and its validation outcome carry
+    the same `received_at` (intake's), so either names the month, as `received_year` names the year."""
+    return state.local_date(received_at).strftime("%Y-%m")
 
 
 def _earliest(current: date | None, candidate: date) -> date:

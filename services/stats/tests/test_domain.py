@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from services.stats.domain.figures import age_group, quantile, share
+from services.stats.domain.figures import age_group, day_buckets, quantile, share, timeliness
 from services.stats.domain.model import Diagnosis, Tumour
 from services.stats.domain.projection import rejecting_codes
 from services.stats.domain.reminders import Due, ReminderPolicy, add_years, evaluate, reconcile
@@ -59,8 +59,33 @@ def test_anniversary_of_a_leap_day() -> None:
 
 
 def test_shares_show_their_parts() -> None:
-    assert share(41, 50, 0.8).model_dump() == {"numerator": 41, "denominator": 50, "ratio": 0.82, "target": 0.8}
+    assert share(41, 50, 0.8).model_dump() == {
+        "numerator": 41,
+        "denominator": 50,
+        "ratio": 0.82,
+        "target": 0.8,
+        "target_is_maximum": False,
+    }
     assert share(0, 0).ratio is None
+    assert share(1, 40, 0.05, maximum=True).target_is_maximum is True
+    assert share(1, 40, maximum=True).target_is_maximum is False  # no target, no direction
+
+
+def test_timeliness_buckets_days_by_range_with_inclusive_upper_bounds() -> None:
+    # Two per range, on its bounds (30 twice): 0 and 7, 8 and 14, 31 and 60, ..., 181 and 400.
+    histogram = {0: 1, 7: 1, 8: 1, 14: 1, 30: 2, 31: 1, 60: 1, 61: 1, 90: 1, 91: 1, 180: 1, 181: 1, 400: 1}
+    assert day_buckets(histogram) == {
+        "0-7": 2,
+        "8-14": 2,
+        "15-30": 2,
+        "31-60": 2,
+        "61-90": 2,
+        "91-180": 2,
+        ">180": 2,
+    }
+    assert list(timeliness({-2: 1, 3: 1}).buckets) == ["<0", "0-7", "8-14", "15-30", "31-60", "61-90", "91-180", ">180"]
+    assert timeliness({-2: 1, 3: 1}).buckets["<0"] == 1
+    assert timeliness({}).buckets == {}
 
 
 def test_errors_and_unconfirmed_warnings_reject_queries_do_not() -> None:
