@@ -46,6 +46,7 @@ from services.intake.domain.submissions import (
     schema_issues,
     supersession,
 )
+from services.intake.groupcommit import GroupCommit
 from services.intake.settings import IntakeSettings
 from services.intake.storage import (
     Database,
@@ -264,6 +265,10 @@ class Intake:
         self._digest = Pseudonymiser(pseudonym_key, "intake-message-digest")
         self._vault = Sealer(key_bytes(settings.vault_key), Purpose.VAULT)
         self._drafts = Sealer(key_bytes(settings.vault_key), Purpose.DRAFTS)
+        # HTTP submissions arriving together share a transaction (and its commit): see groupcommit.py.
+        self._http_group: GroupCommit[tuple[HospitalSubmission, NationalIdentity], tuple[Submission, bool]] = (
+            GroupCommit(db, self._register_http, item_errors=(Refused, Conflict))
+        )
 
     # --- submissions --------------------------------------------------------------------------------
 
@@ -274,13 +279,18 @@ class Intake:
         authorize(principal, submission.hospital_id)
         with _counted(submission) as counted:
             identity = self._check(submission)
-            async with self._db.transaction(serialised=True) as session:
-                row, created = await self._register(session, submission, identity, Channel.HTTP)
+            row, created = await self._http_group.register((submission, identity))
             counted.created = created
         if created:
             _log_registered(row)
             self._notify()
         return _receipt(row), created
+
+    async def _register_http(
+        self, session: AsyncSession, request: tuple[HospitalSubmission, NationalIdentity]
+    ) -> tuple[Submission, bool]:
+        submission, identity = request
+        return await self._register(session, submission, identity, Channel.HTTP)
 
     def _identify(self, national_id: str, field: str) -> NationalIdentity:
         try:
