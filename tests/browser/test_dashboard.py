@@ -153,6 +153,12 @@ def test_the_overview_shows_a_new_submission_without_a_reload(
     page.goto(f"{dashboard}/?lang=en")
     expect(page.get_by_role("heading", level=1)).to_have_text("The whole registry")
     expect(figure(page, "accepted")).to_have_text(str(accepted_before + 1))
+    # This month's reports (stats counts them by month received), the days-to-report distribution, and
+    # targets with their direction: lower is better for unspecified morphology.
+    expect(page.locator("#monthly-chart-table table")).to_contain_text(TODAY.strftime("%B %Y"))
+    expect(page.locator("#days_to_diagnosis_report-distribution-table table")).to_contain_text("0-7 days")
+    expect(page.locator("#completeness-chart-table table")).to_contain_text("at most 5%")
+    expect(page.locator("#completeness-chart-table table")).to_contain_text("at least 85%")
     page.screenshot(path=artifacts / "overview-en.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=artifacts / "overview-en-narrow.png", full_page=True)

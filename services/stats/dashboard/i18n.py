@@ -73,6 +73,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "n_of_d": "{n} av {d}",
         "target_met": "nådd",
         "target_missed": "ikke nådd",
+        "at_least": "minst {value}",
+        "at_most": "høyst {value}",
         "with_treatment_report": "Svulster med behandlingsmelding",
         "with_due_follow_up_report": "Svulster med alle forfalte oppfølgingsmeldinger",
         "morphologically_verified": "Morfologisk verifisert",
@@ -107,9 +109,12 @@ LABELS: dict[Lang, dict[str, str]] = {
         "no_reminders": "Ingen utestående meldinger.",
         "monthly": "Meldinger mottatt per måned",
         "monthly_note": (
-            "Regnet ut fra endringene mellom øyeblikksbildene siden {since}: det som kom før, "
-            "er ikke fordelt på måneder."
+            "Etter måneden meldingen kom inn (norsk tid), fordelt på godkjent, avvist og under behandling."
         ),
+        "distribution": "Tidsbruk fordelt på dager",
+        "distribution_intro": "Antall svulster etter hvor mange dager etter diagnosedato meldingen kom.",
+        "day_range": "{range} dager",
+        "day_range_head": "Dager etter diagnosedato",
         "month": "Måned",
         "show_table": "Vis som tabell",
         "group_I": "Leukemier, myeloproliferative og myelodysplastiske sykdommer",
@@ -206,6 +211,8 @@ LABELS: dict[Lang, dict[str, str]] = {
         "n_of_d": "{n} of {d}",
         "target_met": "met",
         "target_missed": "not met",
+        "at_least": "at least {value}",
+        "at_most": "at most {value}",
         "with_treatment_report": "Tumours with a treatment report",
         "with_due_follow_up_report": "Tumours with every due follow-up report",
         "morphologically_verified": "Morphologically verified",
@@ -239,9 +246,11 @@ LABELS: dict[Lang, dict[str, str]] = {
         "kind_follow_up_due": "Follow-up report, year {year}",
         "no_reminders": "No outstanding reports.",
         "monthly": "Reports received per month",
-        "monthly_note": (
-            "Worked out from the changes between snapshots since {since}: what came before is not split by month."
-        ),
+        "monthly_note": "By the month the report was received (Norwegian time): accepted, rejected, in progress.",
+        "distribution": "Timeliness by range of days",
+        "distribution_intro": "Tumours by how many days after the diagnosis date the report arrived.",
+        "day_range": "{range} days",
+        "day_range_head": "Days after the diagnosis date",
         "month": "Month",
         "show_table": "Show as a table",
         "group_I": "Leukaemias, myeloproliferative and myelodysplastic diseases",

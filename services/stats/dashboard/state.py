@@ -1,5 +1,5 @@
-"""What the dashboard knows: the latest snapshot per scope, the open reminders per hospital, and reports per
-month derived from the snapshot history the topic still holds. Pure: records in, changes out, no I/O.
+"""What the dashboard knows: the latest snapshot per scope and the open reminders per hospital (reports per
+month come with the snapshot, `Figures.reports_by_month`). Pure: records in, changes out, no I/O.
 
 Snapshots carry a per-scope `version` that only increases, so one older than the one held (a late
 arrival, a republication) is dropped. Reminders are keyed by hospital, so one reminder's events arrive in
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from shared.auth import Principal
-from shared.events.stats import REGISTRY_SCOPE, Counts, Figures, ReminderChanged, ReminderStatus, StatsSnapshot
+from shared.events.stats import REGISTRY_SCOPE, ReminderChanged, ReminderStatus, StatsSnapshot
 from shared.hospitals import BY_ID, HOSPITALS
 
 
@@ -30,19 +30,9 @@ class Change:
     data: str  # the event's JSON, serialised once for every browser watching
 
 
-class Monthly(BaseModel):
-    """Reports per month (the registry's local months), counted from the growth between consecutive
-    snapshots. The stats contract carries no per-month figures: everything counted before the first
-    snapshot seen (`since`) — the whole history, once the topic is compacted — is in no month."""
-
-    since: AwareDatetime | None = None
-    months: dict[str, Counts] = {}
-
-
 class ScopeView(BaseModel):
     scope: str
     snapshot: StatsSnapshot
-    monthly: Monthly
 
 
 class HospitalView(BaseModel):
@@ -60,29 +50,17 @@ class StateView(BaseModel):
     reminders: dict[str, list[ReminderChanged]]  # open reminders per hospital, by due date
 
 
-def reports(figures: Figures) -> Counts:
-    """Reports of every form type together."""
-    counts = figures.submissions.values()
-    return Counts(
-        received=sum(c.received for c in counts),
-        accepted=sum(c.accepted for c in counts),
-        rejected=sum(c.rejected for c in counts),
-    )
-
-
 @dataclass
 class DashboardState:
     tz: ZoneInfo
     snapshots: dict[str, StatsSnapshot] = field(default_factory=dict)
     reminders: dict[str, dict[uuid.UUID, ReminderChanged]] = field(default_factory=dict)
-    monthly: dict[str, Monthly] = field(default_factory=dict)
 
     def apply_snapshot(self, snapshot: StatsSnapshot) -> Change | None:
         held = self.snapshots.get(snapshot.scope)
         if held is not None and snapshot.version <= held.version:
             return None  # late or republished: the snapshot held is as new or newer
         self.snapshots[snapshot.scope] = snapshot
-        self.monthly[snapshot.scope] = self._monthly_after(held, snapshot)
         return Change("scope", snapshot.scope, self._scope_view(snapshot.scope).model_dump_json())
 
     def apply_reminder(self, reminder: ReminderChanged) -> Change | None:
@@ -119,25 +97,4 @@ class DashboardState:
         return hospital_id in BY_ID or hospital_id in self.snapshots or hospital_id in self.reminders
 
     def _scope_view(self, scope: str) -> ScopeView:
-        return ScopeView(scope=scope, snapshot=self.snapshots[scope], monthly=self.monthly[scope])
-
-    def _monthly_after(self, held: StatsSnapshot | None, new: StatsSnapshot) -> Monthly:
-        if held is None:
-            return Monthly(since=new.occurred_at)  # what it counts happened before: no month to put it in
-        current = self.monthly[new.scope]
-        before, after = reports(held.total), reports(new.total)
-        if before == after:
-            return current  # a republication under a new version (a rebuild), or other figures changed
-        month = _month(new.occurred_at, self.tz)
-        counted = current.months.get(month, Counts())
-        months = dict(current.months)
-        months[month] = Counts(
-            received=counted.received + after.received - before.received,
-            accepted=counted.accepted + after.accepted - before.accepted,
-            rejected=counted.rejected + after.rejected - before.rejected,
-        )
-        return Monthly(since=current.since, months=dict(sorted(months.items())))
-
-
-def _month(moment: datetime, tz: ZoneInfo) -> str:
-    return moment.astimezone(tz).strftime("%Y-%m")
+        return ScopeView(scope=scope, snapshot=self.snapshots[scope])

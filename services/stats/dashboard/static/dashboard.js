@@ -25,8 +25,8 @@ const SHARES = [
   "accepted_with_override",
 ];
 const TIMELINESS = ["days_to_diagnosis_report", "days_to_first_treatment_report"];
-const NO_SHARE = { numerator: 0, denominator: 0, ratio: null, target: null };
-const NO_TIMES = { count: 0, median_days: null, p90_days: null };
+const NO_SHARE = { numerator: 0, denominator: 0, ratio: null, target: null, target_is_maximum: false };
+const NO_TIMES = { count: 0, median_days: null, p90_days: null, buckets: {} };
 
 // -- words and numbers ----------------------------------------------------------------------------------
 
@@ -274,22 +274,25 @@ function completeness(scope) {
   const caption = `${t("completeness")}, ${periodLabel()}`;
   if (!fig || !fig.tumours) return section("completeness", t("completeness"), empty(t("no_data")));
   const shares = SHARES.map((key) => [key, fig[key] ?? NO_SHARE]);
+  // A target is a minimum (at least) or, for shares where lower is better, a maximum (at most).
+  const met = (s) => (s.target_is_maximum ? s.ratio <= s.target : s.ratio >= s.target);
+  const verdict = (s) =>
+    s.target === null || s.ratio === null ? "–" : esc(met(s) ? t("target_met") : t("target_missed"));
+  const goal = (s) => t(s.target_is_maximum ? "at_most" : "at_least", { value: percent.format(s.target) });
   const chart = bars(
     shares.map(([key, s]) => ({
       label: t(key),
       segments: [{ value: s.ratio ?? 0, cls: "s-main" }],
       mark: s.target,
-      text: ratio(s),
+      text: s.target === null || s.ratio === null ? ratio(s) : `${ratio(s)} (${goal(s)})`,
     })),
     1,
   );
-  const verdict = (s) =>
-    s.target === null || s.ratio === null ? "–" : esc(s.ratio >= s.target ? t("target_met") : t("target_missed"));
   const rows = shares.map(([key, s]) => [
     esc(t(key)),
     esc(t("n_of_d", { n: n(s.numerator), d: n(s.denominator) })),
     ratio(s),
-    s.target === null ? "–" : `${percent.format(s.target)} (${verdict(s)})`,
+    s.target === null ? "–" : `${esc(goal(s))} (${verdict(s)})`,
   ]);
   const tableHtml = table(caption, [t("measure"), t("count"), t("share"), t("target")], rows, [2]);
   const key = legend([["s-main", t("share")], ["mark", t("target")]]);
@@ -330,6 +333,24 @@ function timeliness(rowsOf) {
   return section("timeliness", t("timeliness"), body);
 }
 
+// How many tumours' reports arrived within each range of days after the diagnosis date.
+function timelinessDistribution(scope) {
+  const fig = figures(scope);
+  const measures = TIMELINESS.filter((m) => (fig?.[m] ?? NO_TIMES).count);
+  if (!measures.length) return section("distribution", t("distribution"), empty(t("no_data")));
+  let body = `<p class="intro">${esc(t("distribution_intro"))}</p>`;
+  for (const measure of measures) {
+    const buckets = Object.entries(fig[measure].buckets ?? {});
+    const caption = `${t(measure)}, ${periodLabel()}`;
+    const label = (range) => t("day_range", { range });
+    const chart = bars(buckets.map(([range, count]) => single(label(range), count, "s-main")));
+    const rows = buckets.map(([range, count]) => [esc(label(range)), n(count)]);
+    const tableHtml = table(caption, [t("day_range_head"), t("count")], rows, [1]);
+    body += figure(`${measure}-distribution`, caption, chart, tableHtml);
+  }
+  return section("distribution", t("distribution"), body);
+}
+
 function rejections(scope) {
   const codes = Object.entries(figures(scope)?.rejections_by_code ?? {}).sort((a, b) => b[1] - a[1]);
   const caption = `${t("rejection_reasons")}, ${periodLabel()}`;
@@ -357,17 +378,39 @@ function reminders(scope) {
   return section("reminders", t("reminders"), body, true);
 }
 
+// Reports received in each month of this year (the registry's local months), stacked by their outcome so
+// far; counted by stats from every submission, so the whole year is there however much the topic compacted.
 function monthly(scope) {
-  const derived = state.scopes[scope]?.monthly;
-  const months = Object.entries(derived?.months ?? {});
-  if (!derived?.since || !months.length) return section("monthly", t("monthly"), empty(t("no_data")));
-  const since = `${date(derived.since.slice(0, 10))} ${clock.format(new Date(derived.since))}`;
-  const note = `<p class="note">${esc(t("monthly_note", { since }))}</p>`;
-  // Received only: a report received in one month may be accepted or rejected in the next.
-  const chart = bars(months.map(([key, c]) => single(month(key), c.received, "s-main")));
-  const rows = months.map(([key, c]) => [esc(month(key)), n(c.received), n(c.accepted), n(c.rejected)]);
-  const tableHtml = table(t("monthly"), [t("month"), t("received"), t("accepted"), t("rejected")], rows, [1, 2, 3]);
-  return section("monthly", t("monthly"), figure("monthly-chart", t("monthly"), chart, tableHtml, note));
+  const year = thisYear();
+  const counted = state.scopes[scope]?.snapshot.total.reports_by_month ?? {};
+  const last = Number(state.today.slice(5, 7));
+  const months = Array.from({ length: last }, (_, i) => `${year}-${String(i + 1).padStart(2, "0")}`);
+  const caption = `${t("monthly")}, ${year}`;
+  if (!months.some((key) => counted[key])) return section("monthly", t("monthly"), empty(t("no_data")));
+  const none = { received: 0, accepted: 0, rejected: 0 };
+  const chart = bars(
+    months.map((key) => {
+      const c = counted[key] ?? none;
+      return {
+        label: month(key),
+        segments: [
+          { value: c.accepted, cls: "s-accepted" },
+          { value: c.rejected, cls: "s-rejected" },
+          { value: pending(c), cls: "s-pending" },
+        ],
+        text: n(c.received),
+      };
+    }),
+  );
+  const key = legend([["s-accepted", t("accepted")], ["s-rejected", t("rejected")], ["s-pending", t("pending")]]);
+  const rows = months.map((key) => {
+    const c = counted[key] ?? none;
+    return [esc(month(key)), n(c.received), n(c.accepted), n(c.rejected), n(pending(c))];
+  });
+  const head = [t("month"), t("received"), t("accepted"), t("rejected"), t("pending")];
+  const tableHtml = table(caption, head, rows, [1, 2, 3, 4]);
+  const note = `<p class="note">${esc(t("monthly_note"))}</p>`;
+  return section("monthly", t("monthly"), key + figure("monthly-chart", caption, chart, tableHtml, note));
 }
 
 function hospitalsTable() {
@@ -408,6 +451,7 @@ function sections() {
       reportsByForm("registry"),
       completeness("registry"),
       timeliness(hospitalRows),
+      timelinessDistribution("registry"),
       hospitalsTable(),
       rejections("registry"),
       monthly("registry"),
@@ -422,6 +466,7 @@ function sections() {
     caseMix(shown),
     completeness(shown),
     timeliness(measureRows),
+    timelinessDistribution(shown),
     monthly(shown),
   ];
 }

@@ -1,15 +1,14 @@
-"""The dashboard's state: latest snapshot per scope by version, open reminders, what each principal sees,
-and reports per month derived from consecutive snapshots."""
+"""The dashboard's state: latest snapshot per scope by version, open reminders, what each principal sees."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from services.stats.dashboard.state import DashboardState
 from services.stats.dashboard.tests.factories import OUS, STAFF, reminder, snapshot
-from shared.events.stats import Counts, ReminderStatus
+from shared.events.stats import ReminderStatus
 
 OSLO = ZoneInfo("Europe/Oslo")
 TODAY = date(2025, 3, 10)
@@ -73,21 +72,3 @@ def test_a_unit_outside_the_hospital_list_is_shown_under_its_id() -> None:
     state.apply_snapshot(snapshot("test-unit", 1))
     assert state.knows("test-unit") and state.knows("ous") and not state.knows("nowhere")
     assert state.view(STAFF, TODAY).hospitals[-1].name == "test-unit"
-
-
-def test_reports_per_month_count_the_growth_after_the_first_snapshot_seen() -> None:
-    state = DashboardState(OSLO)
-    state.apply_snapshot(snapshot("ous", 1, received=10, accepted=8, at=datetime(2025, 1, 20, tzinfo=UTC)))
-    state.apply_snapshot(snapshot("ous", 2, received=12, accepted=9, rejected=1, at=datetime(2025, 1, 25, tzinfo=UTC)))
-    # 23:30 UTC on the last day of February is already March in Oslo.
-    state.apply_snapshot(
-        snapshot("ous", 3, received=15, accepted=11, rejected=1, at=datetime(2025, 2, 28, 23, 30, tzinfo=UTC))
-    )
-    state.apply_snapshot(snapshot("ous", 4, received=15, accepted=11, rejected=1))  # a rebuild: same figures
-
-    monthly = state.monthly["ous"]
-    assert monthly.since == datetime(2025, 1, 20, tzinfo=UTC)  # the ten before it are in no month
-    assert monthly.months == {
-        "2025-01": Counts(received=2, accepted=1, rejected=1),
-        "2025-03": Counts(received=3, accepted=2, rejected=0),
-    }
