@@ -207,7 +207,7 @@ def create_app(settings: DashboardSettings, tokens: list[TokenEntry] | None = No
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},  # no proxy buffering
         )
 
-    @app.get("/api/state", summary="Everything the caller may see: snapshots, monthly reports, open reminders")
+    @app.get("/api/state", summary="Everything the caller may see: snapshots, open reminders")
     async def api_state(request: Request) -> StateView:
         return state.view(required(request), today())
 
