@@ -26,6 +26,10 @@ from shared.events import (
 # Clinical topics share a partition count so a child's events land on the same partition number
 # everywhere, and a consumer group scales out to this many processes.
 CLINICAL_PARTITIONS = 6
+# A dead letter carries the original record in base64, sealed first when it comes from the inbound topic:
+# up to 1.8 times the 1 MB any source topic accepts (the broker's default). A smaller limit would make
+# the dead letter of a large poison record unpublishable, and its partition stuck behind it for good.
+DEAD_LETTER_MAX_BYTES = 4 * 1024 * 1024
 
 
 class Key(StrEnum):
@@ -140,6 +144,7 @@ DEAD_LETTERS = TopicSpec(
     "every service",
     (),
     partitions=3,
+    extra_config={"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
     description="Messages a consumer gave up on, with the error, for inspection and redrive.",
 )
 DEAD_LETTERS_REDRIVEN = TopicSpec(

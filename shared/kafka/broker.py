@@ -16,6 +16,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
 from shared.settings import KafkaSettings
+from shared.topics import DEAD_LETTER_MAX_BYTES
 
 
 def create_broker(
@@ -35,6 +36,7 @@ def create_broker(
         compression_type=settings.compression,
         linger_ms=5,
         max_batch_size=256 * 1024,
+        max_request_size=DEAD_LETTER_MAX_BYTES,  # the largest record a service sends is a dead letter
         allow_auto_create_topics=False,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         graceful_timeout=30.0,
