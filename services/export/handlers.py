@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.export.application import ExportApplication
 from shared.kafka import subscribe_batch
-from shared.kafka.codec import decoder_for
+from shared.kafka.codec import decoder_for, key_of
 from shared.service import Service
 from shared.topics import RESERVATIONS, SUBMISSIONS_VALIDATED
 
@@ -21,4 +21,5 @@ def subscribe(service: Service, application: ExportApplication) -> None:
         handler=application.handle,
         dead_letters=service.dead_letters,
         settings=service.settings.kafka,
+        keys={service.topic(spec): key_of(spec) for spec in (SUBMISSIONS_VALIDATED, RESERVATIONS)},
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from services.intake.application import InboundMessage, Intake, decode_inbound
 from services.intake.crypto import Sealer
 from shared.kafka import Delivery, subscribe_batch
-from shared.kafka.codec import decoder_for
+from shared.kafka.codec import decoder_for, key_of
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.service import Service
 from shared.topics import DEAD_LETTERS, HOSPITAL_INBOUND, SUBMISSIONS_REJECTED, SUBMISSIONS_VALIDATED
@@ -47,6 +47,7 @@ def subscribe(service: Service, intake: Intake, dead_letter_sealer: Sealer) -> N
         handler=intake.apply_decisions,
         dead_letters=service.dead_letters,
         settings=kafka,
+        keys={service.topic(spec): key_of(spec) for spec in (SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED)},
     )
 
     # Inbound records hold identity numbers: their dead letters are sealed with the vault key.

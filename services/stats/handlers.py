@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.stats.application import StatsApplication
 from shared.kafka import subscribe_batch
-from shared.kafka.codec import decoder_for
+from shared.kafka.codec import decoder_for, key_of
 from shared.service import Service
 from shared.topics import RECEIPTS, SUBMISSIONS_REJECTED, SUBMISSIONS_VALIDATED, TopicSpec
 
@@ -20,4 +20,5 @@ def subscribe(service: Service, stats: StatsApplication) -> None:
         handler=stats.handle,
         dead_letters=service.dead_letters,
         settings=service.settings.kafka,
+        keys={service.topic(spec): key_of(spec) for spec in INPUT_TOPICS},
     )

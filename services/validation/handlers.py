@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.validation.application import Validation
 from shared.events import SubmissionReceived
 from shared.kafka import subscribe_batch
+from shared.kafka.codec import key_of
 from shared.service import Service
 from shared.topics import SUBMISSIONS_RECEIVED
 
@@ -18,4 +19,5 @@ def subscribe(service: Service, validation: Validation) -> None:
         handler=validation.handle,
         dead_letters=service.dead_letters,
         settings=service.settings.kafka,
+        keys={service.topic(SUBMISSIONS_RECEIVED): key_of(SUBMISSIONS_RECEIVED)},
     )

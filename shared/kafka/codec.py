@@ -1,4 +1,4 @@
-"""Decoding a topic's bytes into its event model, strictly."""
+"""Decoding a topic's bytes into its event model, strictly; and the key each event must be keyed by."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from shared.events import Event
-from shared.topics import TopicSpec
+from shared.topics import Key, TopicSpec
 
 Decoder = Callable[[bytes], Any]
+KeyOf = Callable[[Any], str]
 
 
 def decoder_for(spec: TopicSpec) -> Decoder:
@@ -22,3 +23,16 @@ def decoder_for(spec: TopicSpec) -> Decoder:
     union: Any = Annotated[Union[*spec.events], Field(discriminator="event_type")]
     adapter: TypeAdapter[Event] = TypeAdapter(union)
     return lambda data: adapter.validate_json(data, strict=True)
+
+
+def key_of(spec: TopicSpec) -> KeyOf:
+    """The key the platform's producers give an event of `spec`'s topic: the child's pseudonym for clinical
+    events and reservations (all of a child's events in one partition, in order), the hospital id for
+    receipts and reminders, the scope for snapshots."""
+    if spec.key is Key.CHILD_PSEUDONYM:
+        return lambda event: event.child_pseudonym if hasattr(event, "child_pseudonym") else event.child.pseudonym
+    if spec.key is Key.HOSPITAL_ID:
+        return lambda event: event.hospital_id
+    if spec.key is Key.SCOPE:
+        return lambda event: event.scope
+    raise ValueError(f"{spec.name} is keyed by {spec.key.value}, which no event field holds")

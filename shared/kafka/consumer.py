@@ -10,6 +10,9 @@ Failures are told apart:
   PostgreSQL under a service loses nothing;
 - anything else: retried a few times, then the batch is split and applied one record at a time, so the
   poison record goes to the dead-letter topic with its error and the others are applied in order.
+
+A well-formed event under another key than its own (`keys`) is poison too: it sits in another partition
+than the events it must stay in order with, so it is dead-lettered unapplied.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
-from shared.kafka.codec import Decoder
+from shared.kafka.codec import Decoder, KeyOf
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.observability.metrics import (
     BATCH_RETRIES_TOTAL,
@@ -48,6 +51,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 UNDECODABLE_ERRORS: tuple[type[BaseException], ...] = (ValidationError, ValueError, UnicodeDecodeError)
+
+
+class KeyMismatch(ValueError):
+    """A record keyed otherwise than its event says it must be."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -98,8 +105,11 @@ def subscribe_batch(
     settings: KafkaSettings,
     retry: RetryPolicy = RetryPolicy(),
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+    keys: Mapping[str, KeyOf] | None = None,
 ) -> None:
-    """Subscribe `handler` to the topics in `decoders` as `group_id`, with the guarantees above."""
+    """Subscribe `handler` to the topics in `decoders` as `group_id`, with the guarantees above. `keys` names,
+    per topic, the key a record must carry given its event (`shared.kafka.codec.key_of`)."""
+    expected_keys = dict(keys or {})
 
     @broker.subscriber(
         *list(decoders),
@@ -119,6 +129,10 @@ def subscribe_batch(
         for record in records:
             try:
                 event = decoders[record.topic](record.value)
+                if (key_of := expected_keys.get(record.topic)) is not None and record.key != key_of(event).encode():
+                    raise KeyMismatch(
+                        "the record's key is not the one its event must be keyed by (see shared/topics.py)"
+                    )
             except UNDECODABLE_ERRORS as exc:
                 undecodable.append((record, exc, 1))
                 continue

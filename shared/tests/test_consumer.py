@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from shared.events import DeadLetter, ReservationRegistered
 from shared.kafka import Delivery, subscribe_batch
+from shared.kafka.codec import key_of
 from shared.kafka.consumer import RetryPolicy
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.settings import KafkaSettings
@@ -107,3 +108,35 @@ async def test_persistent_transient_failure_fails_the_batch_for_redelivery() -> 
     with pytest.raises(OperationalError):
         await harness.send(reservation(1).to_json())
     assert harness.applied == [] and harness.dead == []
+
+
+async def test_a_record_keyed_otherwise_than_its_event_is_dead_lettered_unapplied() -> None:
+    broker, applied, dead = KafkaBroker(), [], []
+
+    async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
+        applied.extend(d.event.reservation_id.int for d in batch)
+
+    subscribe_batch(
+        broker,
+        service="export",
+        group_id="export",
+        decoders={RESERVATIONS.name: ReservationRegistered.from_json},
+        handler=handler,
+        dead_letters=DeadLetterPublisher(broker, "export", "export"),
+        settings=KafkaSettings(),
+        retry=FAST,
+        keys={RESERVATIONS.name: key_of(RESERVATIONS)},
+    )
+
+    @broker.subscriber(DEAD_LETTERS.name)
+    async def collect(body: dict[str, Any]) -> None:
+        dead.append(DeadLetter.model_validate(body))
+
+    async with TestKafkaBroker(broker) as test_broker:
+        # The child's pseudonym is the key; another key would put the event in another partition.
+        await test_broker.publish(reservation(1).to_json(), RESERVATIONS.name, key=b"c" * 32)
+        await test_broker.publish(reservation(2).to_json(), RESERVATIONS.name, key=b"ous")
+    assert applied == [1]
+    [letter] = dead
+    assert letter.error_type == "KeyMismatch"
+    assert base64.b64decode(letter.key_b64 or "") == b"ous"
