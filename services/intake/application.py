@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +48,7 @@ from services.intake.domain.submissions import (
     supersession,
 )
 from services.intake.groupcommit import GroupCommit
+from services.intake.known import Known
 from services.intake.settings import IntakeSettings
 from services.intake.storage import (
     Database,
@@ -267,7 +269,7 @@ class Intake:
         self._drafts = Sealer(key_bytes(settings.vault_key), Purpose.DRAFTS)
         # HTTP submissions arriving together share a transaction (and its commit): see groupcommit.py.
         self._http_group: GroupCommit[tuple[HospitalSubmission, NationalIdentity], tuple[Submission, bool]] = (
-            GroupCommit(db, self._register_http, item_errors=(Refused, Conflict))
+            GroupCommit(db, self._register_http)
         )
 
     # --- submissions --------------------------------------------------------------------------------
@@ -287,10 +289,17 @@ class Intake:
         return _receipt(row), created
 
     async def _register_http(
-        self, session: AsyncSession, request: tuple[HospitalSubmission, NationalIdentity]
-    ) -> tuple[Submission, bool]:
-        submission, identity = request
-        return await self._register(session, submission, identity, Channel.HTTP)
+        self, session: AsyncSession, requests: Sequence[tuple[HospitalSubmission, NationalIdentity]]
+    ) -> list[tuple[Submission, bool] | Exception]:
+        """A group of HTTP submissions in one transaction; a refused or conflicting one fails alone."""
+        known = await Known.load(session, [(s, self._pseudonymise(i.number)) for s, i in requests])
+        results: list[tuple[Submission, bool] | Exception] = []
+        for submission, identity in requests:
+            try:
+                results.append(await self._register(session, submission, identity, Channel.HTTP, known=known))
+            except (Refused, Conflict) as refused:
+                results.append(refused)
+        return results
 
     def _identify(self, national_id: str, field: str) -> NationalIdentity:
         try:
@@ -321,18 +330,26 @@ class Intake:
         identity: NationalIdentity,
         channel: Channel,
         draft_id: uuid.UUID | None = None,
+        known: Known | None = None,
     ) -> tuple[Submission, bool]:
         """Store the submission, its child in the vault and its events in the outbox. Raises `Refused` or
-        `Conflict` before it writes anything, so a caller's batch transaction stays clean."""
+        `Conflict` before it writes anything, so a caller's batch transaction stays clean. `known`: what the
+        batch read up front (`Known.load`), instead of three queries for this submission."""
         digest = self._digest(canonical(submission))
-        existing = await session.get(Submission, submission.submission_id)
+        if known is not None and known.has_submission(submission.submission_id):
+            existing = known.submissions[submission.submission_id]
+        else:
+            existing = await session.get(Submission, submission.submission_id)
         if existing is not None:
             if existing.request_digest == digest:
                 return existing, False
             raise Conflict(f"submission {submission.submission_id} was already received with a different content")
         pseudonym = self._pseudonymise(identity.number)
         form = submission.form
-        history = await tumour_history(session, submission.hospital_id, form.tumour_ref)
+        if known is not None and known.has_history(submission.hospital_id, form.tumour_ref):
+            history: Sequence[Submission] = known.histories[submission.hospital_id, form.tumour_ref]
+        else:
+            history = await tumour_history(session, submission.hospital_id, form.tumour_ref)
         lineage, issues = supersession(
             submission,
             pseudonym,
@@ -347,7 +364,8 @@ class Intake:
             raise Refused(issues)
 
         now = self._clock()
-        if await vault_entry(session, pseudonym) is None:
+        in_vault = pseudonym in known.vault if known is not None else await vault_entry(session, pseudonym) is not None
+        if not in_vault:
             await add_to_vault(session, self._vault_entry(identity, pseudonym, now))
         event = SubmissionReceived(
             event_id=derived_event_id(submission.submission_id, "received"),
@@ -386,7 +404,10 @@ class Intake:
         add_outbox(session, SUBMISSIONS_RECEIVED.name, pseudonym, event, now)
         receipt = received_receipt(submission.submission_id, submission.hospital_id, FormType(form.form_type), now)
         add_outbox(session, RECEIPTS.name, submission.hospital_id, receipt, now)
-        await session.flush()  # a second message with this id in the same batch must find this one
+        if known is not None:
+            known.add(row)  # later submissions of the batch see this one; the commit writes them all at once
+        else:
+            await session.flush()  # a second message with this id in the same batch must find this one
         return row, True
 
     def _vault_entry(self, identity: NationalIdentity, pseudonym: str, now: datetime) -> VaultEntry:
@@ -663,22 +684,46 @@ class Intake:
         a registered message is answered by the receipts already on the topic."""
         unanswerable: list[tuple[Delivery[InboundMessage], str]] = []
         registered: list[Submission] = []
+        # Parsed and checked first (no database), so the batch's lookups are three queries (`Known`).
+        parsed: dict[int, HospitalSubmission | Refused] = {}
+        for index, delivery in enumerate(batch):
+            message = delivery.event
+            if _header(delivery, "hospital-id") != message.hospital_id or delivery.key != message.hospital_id.encode():
+                continue  # not answered, so not parsed (below)
+            try:
+                with _counted(hospital_id=message.hospital_id, form_type=message.form_type):
+                    if len(message.raw) > self._settings.max_body_bytes:
+                        limit = self._settings.max_body_bytes
+                        raise Refused([Issue("<body>", f"exceeds the limit of {limit} bytes", "TOO_LARGE")])
+                    parsed[index] = parse_submission(message.raw)
+            except Refused as refused:
+                parsed[index] = refused
         async with self._db.transaction(serialised=True) as session:
-            for delivery in batch:
+            identified: dict[int, tuple[HospitalSubmission, NationalIdentity]] = {}
+            for index, submission in parsed.items():
+                if isinstance(submission, HospitalSubmission):
+                    with contextlib.suppress(Refused):  # refused again, and counted, below
+                        identity = self._identify(submission.patient.national_id, "patient.national_id")
+                        identified[index] = (submission, identity)
+            known = await Known.load(
+                session,
+                [(submission, self._pseudonymise(identity.number)) for submission, identity in identified.values()],
+            )
+            for index, delivery in enumerate(batch):
                 message = delivery.event
                 producer = _header(delivery, "hospital-id")
                 if producer != message.hospital_id or delivery.key != message.hospital_id.encode():
                     unanswerable.append((delivery, "the hospital-id header, the key and hospital_id disagree"))
                     continue
                 try:
-                    with _counted(hospital_id=message.hospital_id, form_type=message.form_type):
-                        if len(message.raw) > self._settings.max_body_bytes:
-                            limit = self._settings.max_body_bytes
-                            raise Refused([Issue("<body>", f"exceeds the limit of {limit} bytes", "TOO_LARGE")])
-                        submission = parse_submission(message.raw)
+                    submission = parsed[index]
+                    if isinstance(submission, Refused):
+                        raise submission
                     with _counted(submission) as counted:
                         identity = self._check(submission)
-                        row, counted.created = await self._register(session, submission, identity, Channel.KAFKA)
+                        row, counted.created = await self._register(
+                            session, submission, identity, Channel.KAFKA, known=known
+                        )
                     if counted.created:
                         registered.append(row)
                 except Refused as refused:

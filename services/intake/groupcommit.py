@@ -7,16 +7,17 @@ joins the queue; one task at a time takes everything queued (up to `max_group`) 
 transaction, and each caller is answered only after that transaction committed: a 2xx still means the
 submission is durable.
 
-A submission that is refused or conflicts raises before it writes anything (`Intake._register`), so it
-fails alone and the others in its group go on. If the group's transaction fails as a whole (the database
-went away, a constraint raced another process), each of its submissions is tried again in a transaction
-of its own, so one submission's failure is never another's.
+`register` takes the whole group and answers each submission with its result or the error it fails
+alone with (refused, a conflict: raised before it writes anything, see `Intake._register`), so the
+others go on. If the group's transaction fails as a whole (the database went away, a constraint raced
+another process), each of its submissions is tried again in a transaction of its own, so one
+submission's failure is never another's.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,7 +27,8 @@ from services.intake.storage import Database
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-Register = Callable[[AsyncSession, In], Awaitable[Out]]
+# The group's items in, in order; out, for each, its result or the exception that item alone fails with.
+Register = Callable[[AsyncSession, Sequence[In]], Awaitable[list[Out | Exception]]]
 
 
 class GroupCommit(Generic[In, Out]):
@@ -35,12 +37,10 @@ class GroupCommit(Generic[In, Out]):
         db: Database,
         register: Register[In, Out],
         *,
-        item_errors: tuple[type[Exception], ...],
-        max_group: int = 100,
+        max_group: int = 200,
     ) -> None:
         self._db = db
         self._register = register
-        self._item_errors = item_errors  # raised by `register` before it wrote anything
         self._max_group = max_group
         self._queue: list[tuple[In, asyncio.Future[Out]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -77,14 +77,9 @@ class GroupCommit(Generic[In, Out]):
                 _settle(future, error, result)
 
     async def _commit(self, group: list[tuple[In, asyncio.Future[Out]]]) -> list[tuple[Out | None, Exception | None]]:
-        results: list[tuple[Out | None, Exception | None]] = []
         async with self._db.transaction(serialised=True) as session:
-            for item, _ in group:
-                try:
-                    results.append((await self._register(session, item), None))
-                except self._item_errors as refused:
-                    results.append((None, refused))
-        return results
+            outcomes = await self._register(session, [item for item, _ in group])
+        return [(None, o) if isinstance(o, Exception) else (o, None) for o in outcomes]
 
 
 def _settle(future: asyncio.Future[Out], error: BaseException | None, result: Out | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,27 +37,30 @@ async def drafts(db: Database) -> int:
 
 
 def writer(transactions: list[int]) -> Register[str, str]:
-    async def register(session: AsyncSession, item: str) -> str:
+    async def register(session: AsyncSession, items: Sequence[str]) -> list[str | Exception]:
         transactions.append(id(session))
-        if item == "refused":
-            raise Refusal(item)  # before writing, as Intake._register refuses
-        now = datetime.now(UTC)
-        session.add(
-            Draft(
+        results: list[str | Exception] = []
+        for item in items:
+            if item == "refused":
+                results.append(Refusal(item))  # fails alone, before writing, as Intake._register refuses
+                continue
+            now = datetime.now(UTC)
+            draft = Draft(
                 draft_id=uuid.uuid4(), hospital_id="ous", version=1, content_sealed="x", created_at=now, updated_at=now
             )
-        )
-        await session.flush()
-        if item == "poison":
-            raise RuntimeError("spoils the whole transaction")
-        return item.upper()
+            session.add(draft)
+            await session.flush()
+            if item == "poison":
+                raise RuntimeError("spoils the whole transaction")
+            results.append(item.upper())
+        return results
 
     return register
 
 
 async def test_submissions_arriving_together_share_one_transaction(db: Database) -> None:
     sessions: list[int] = []
-    group = GroupCommit(db, writer(sessions), item_errors=(Refusal,))
+    group = GroupCommit(db, writer(sessions))
 
     results = await asyncio.gather(*(group.register(f"s{n}") for n in range(20)), return_exceptions=True)
 
@@ -66,7 +70,7 @@ async def test_submissions_arriving_together_share_one_transaction(db: Database)
 
 
 async def test_a_refused_submission_fails_alone(db: Database) -> None:
-    group = GroupCommit(db, writer([]), item_errors=(Refusal,))
+    group = GroupCommit(db, writer([]))
 
     results = await asyncio.gather(
         group.register("a"), group.register("refused"), group.register("b"), return_exceptions=True
@@ -78,7 +82,7 @@ async def test_a_refused_submission_fails_alone(db: Database) -> None:
 
 
 async def test_a_failing_group_is_retried_one_by_one(db: Database) -> None:
-    group = GroupCommit(db, writer([]), item_errors=(Refusal,))
+    group = GroupCommit(db, writer([]))
 
     results = await asyncio.gather(*(group.register(i) for i in ("a", "poison", "b", "c")), return_exceptions=True)
 
