@@ -203,12 +203,18 @@ class StatsApplication:
         """Publish a snapshot of every scope changed since its last one, and keep it as the day's."""
         now = self.clock.now()
         today = now.astimezone(self.tz).date()
-        async with self._writing, self.sessions.begin() as session:
+        # Reading and computing the figures (most of the work) holds no writer's turn, so batches go on
+        # meanwhile: a snapshot is labelled with the version read first and may hold newer counters, and a
+        # scope changed since is still dirty afterwards (`mark_published` only raises the mark).
+        async with self.sessions() as session:
             dirty = await storage.dirty_scopes(session)
             snapshots = [await self._snapshot(session, scope, now) for scope in dirty]
+        if not snapshots:
+            return []
+        await self.publish([Outgoing(self.snapshot_topic, s.scope, s) for s in snapshots])
+        async with self._writing, self.sessions.begin() as session:
             for snapshot in snapshots:
                 await storage.save_daily(session, snapshot.scope, today, snapshot.version, snapshot.to_json().decode())
-            await self.publish([Outgoing(self.snapshot_topic, s.scope, s) for s in snapshots])
             await storage.mark_published(session, {s.scope: s.version for s in snapshots})
         for snapshot in snapshots:
             SNAPSHOTS_PUBLISHED_TOTAL.labels(scope=snapshot.scope).inc()
