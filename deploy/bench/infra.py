@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -73,10 +74,10 @@ def _kafka_version(cluster: KafkaCluster) -> str:
 
 
 def _postgres_version(postgres: LocalPostgres) -> str:
-    result = subprocess.run(
-        [str(postgres.bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip().rsplit(" ", 1)[-1] if result.returncode == 0 else "unknown"
+    command = [str(postgres.bindir / "postgres"), "--version"]  # postgres (PostgreSQL) 15.18 (Debian ...)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = re.search(r"\(PostgreSQL\) (\S+)", result.stdout)
+    return found.group(1) if found else "unknown"
 
 
 def machine() -> dict[str, Any]:
