@@ -36,7 +36,7 @@ typecheck: install
 	$(BIN)/mypy shared services deploy
 
 bench: install
-	$(BIN)/python -m services.validation.bench
+	$(BIN)/python -m deploy.bench
 
 clean:
 	rm -rf var $(VENV) .pytest_cache .mypy_cache .ruff_cache
