@@ -140,11 +140,23 @@ class FaultPlatform:
     def headers(self, holder: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[holder]}"}
 
-    def start(self, timeout: float = 180.0) -> None:
-        for service in self.platform.services:
+    def start(self, timeout: float = 180.0, only: Sequence[str] = PLATFORM_SERVICES, ready: str = "/ready") -> None:
+        """Start the services (`only` some of them) and wait until each answers `ready` with 200: `/ready`
+        (broker and database reachable), or `/health` for a service meant to run without a broker."""
+        services = [s for s in self.platform.services if s.name in only]
+        for service in services:
             self.platform.start_service(service)
-        for service in self.platform.services:
-            self.platform.wait_ready(service, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        for service in services:
+            while True:
+                assert self.platform.pid(service) is not None, f"{service.name} exited; see {self.platform.log_dir}"
+                try:
+                    if httpx.get(f"{service.url}{ready}", timeout=2.0).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"{service.name} not ready after {timeout} s"
+                time.sleep(0.3)
 
     def stop(self) -> None:
         for name in list(self._seconds):

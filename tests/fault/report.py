@@ -1,7 +1,7 @@
 """Render docs/fault-results.md from the latest results the fault and bad-input suites recorded.
 
     python -m tests.fault.report          # render from test-artifacts/ as it is
-    python -m tests.fault.report --run    # run the suites first (pytest -m "fault or security"), then render
+    python -m tests.fault.report --run    # run the suites first (pytest -m fault tests/fault tests/fuzz)
 
 Each fault test writes `test-artifacts/fault/<scenario>.json` (see tests/fault/harness.py); the poison,
 API and fuzz tests write `test-artifacts/bad-input/<name>.json`. The page shows the latest file of each.
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", action="store_true", help="run the fault and bad-input suites first")
     args = parser.parse_args(argv)
     if args.run:
-        command = [sys.executable, "-m", "pytest", "-q", "-m", "fault", "tests/fault"]
+        command = [sys.executable, "-m", "pytest", "-q", "-m", "fault", "tests/fault", "tests/fuzz"]
         finished = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(), check=False)
         if finished.returncode != 0:
             print("the fault suite failed; the page shows what it recorded", file=sys.stderr)
