@@ -1,4 +1,4 @@
-"""Pseudonyms and logs: the identity number never leaves intake in clear."""
+"""Pseudonyms, logs and free text: the identity number never leaves intake in clear."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 import logging
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
+from shared.events.forms import Form
 from shared.observability.logging import configure_logging, redact
 from shared.pseudonym import Pseudonymiser
 
@@ -49,3 +51,37 @@ def test_json_logs_redact_messages_and_arguments(monkeypatch: pytest.MonkeyPatch
     record = json.loads(stream.getvalue().splitlines()[-1])
     assert record["message"] == "refused [redacted-id] for ous"
     assert (record["service"], record["level"]) == ("intake", "WARNING")
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"form_type": "diagnosis", "stage": "03821570378"}, "stage"),
+        ({"form_type": "treatment", "protocol": "EsPhALL for 038215 70378"}, "protocol"),
+        ({"form_type": "follow_up", "late_effects": ["hearing loss", "sibling 03821570378"]}, "late_effects"),
+    ],
+)
+def test_free_text_carrying_an_identity_number_is_refused_without_repeating_it(
+    form: dict[str, object], field: str
+) -> None:
+    base = {
+        "diagnosis": {
+            "tumour_ref": "T-1",
+            "sex": "male",
+            "diagnosis_date": "2024-01-02",
+            "topography": "C71.6",
+            "morphology": "9470",
+            "behaviour": 3,
+            "grade": 4,
+            "basis": 7,
+        },
+        "treatment": {"tumour_ref": "T-1", "modality": "surgery", "start_date": "2024-01-03"},
+        "follow_up": {"tumour_ref": "T-1", "last_contact_date": "2025-01-03", "vital_status": "alive"},
+    }[str(form["form_type"])]
+    adapter: TypeAdapter[object] = TypeAdapter(Form)
+    twelve = "12 digits 038215703781"  # not the shape of an identity number
+    adapter.validate_python({**base, **form, field: [twelve] if field == "late_effects" else twelve})
+    with pytest.raises(ValidationError) as refused:
+        adapter.validate_python({**base, **form})
+    assert "must not contain an identity number" in str(refused.value)
+    assert "70378" not in json.dumps(refused.value.errors(include_input=False, include_url=False), default=str)
