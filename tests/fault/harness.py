@@ -1002,3 +1002,29 @@ async def wait_fully_replicated(kafka: KafkaSettings, within: float = 120.0) -> 
             pass
         assert time.monotonic() - started < within, f"partitions still under-replicated after {within} s"
         await asyncio.sleep(0.5)
+
+
+async def settle(platform: FaultPlatform, within: float = 180.0) -> dict[str, int]:
+    """Wait until whatever reached the platform has gone everywhere it goes, however it came in (API or the
+    inbound topic): every received submission decided, counted by stats, and export with nothing waiting.
+    Return the counts it settled on."""
+    kafka = platform.kafka
+    deadline = time.monotonic() + within
+    while True:
+        records = await read_to_end(
+            kafka, [kafka.topic(s) for s in (SUBMISSIONS_RECEIVED, SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED)]
+        )
+        received = {SubmissionReceived.from_json(r.value).submission_id for r in records if "received" in r.topic}
+        decided = {
+            orjson.loads(r.value)["submission_id"] for r in records if "received" not in r.topic
+        }  # validated or rejected
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            staff = platform.headers("staff")
+            registry = (await client.get(f"{platform.url('stats')}/stats/registry", headers=staff)).json()
+            export = (await client.get(f"{platform.url('export')}/export/status", headers=staff)).json()
+        counted = sum(c.get("received", 0) for c in registry["total"]["submissions"].values())
+        figures = {"received": len(received), "decided": len(decided), "counted": counted, **export}
+        if len(received) == len(decided) == counted and export["pending"] == 0:
+            return figures
+        assert time.monotonic() < deadline, f"the platform did not settle within {within} s: {figures}"
+        await asyncio.sleep(1.0)
