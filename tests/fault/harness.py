@@ -1023,8 +1023,9 @@ async def settle(platform: FaultPlatform, within: float = 180.0) -> dict[str, in
             registry = (await client.get(f"{platform.url('stats')}/stats/registry", headers=staff)).json()
             export = (await client.get(f"{platform.url('export')}/export/status", headers=staff)).json()
         counted = sum(c.get("received", 0) for c in registry["total"]["submissions"].values())
-        figures = {"received": len(received), "decided": len(decided), "counted": counted, **export}
-        if len(received) == len(decided) == counted and export["pending"] == 0:
+        lag = sum(g.total for g in await consumer_lag(kafka, ["intake", "intake-inbound", *PLATFORM_SERVICES[1:]]))
+        figures = {"received": len(received), "decided": len(decided), "counted": counted, "lag": lag, **export}
+        if len(received) == len(decided) == counted and lag == 0 and export["pending"] == 0:
             return figures
         assert time.monotonic() < deadline, f"the platform did not settle within {within} s: {figures}"
         await asyncio.sleep(1.0)
