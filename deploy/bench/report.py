@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("results", nargs="?", type=Path, help="default: the latest var/bench/results-*.json")
     parser.add_argument("--before", type=Path, help="default: the latest results labelled 'before'")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--markdown", action="store_true", help="print the Markdown table instead (implies --no-doc)")
     args = parser.parse_args(argv)
     path = args.results or latest()
     if path is None:
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     results = json.loads(path.read_text())
     before_path = args.before or latest("before")
     before = json.loads(before_path.read_text()) if before_path and before_path != path else None
+    if args.markdown:
+        print(markdown(results, before))
+        return
     print_table(results, before)
     if not args.no_doc:
         write_doc(results, before)
