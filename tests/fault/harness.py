@@ -43,11 +43,11 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from deploy.local.kafka import KafkaCluster, pick_free_ports
 from deploy.local.platform import LocalPlatform, ServiceProcess
-from deploy.ops.clients import admin_client, consumer, partitions_of, read_to_end
+from deploy.ops.clients import admin_client, partitions_of, read_to_end
 from deploy.ops.groups import describe_group
 from deploy.ops.lag import consumer_lag
 from deploy.ops.topics import describe_topics
@@ -231,30 +231,38 @@ class FaultPlatform:
         """SIGKILL a consumer service in the middle of a batch, and say how the moment was caught.
 
         The service is paused (SIGSTOP) until `backlog` records wait for it, then resumed; it fetches them
-        as one batch. Validation is killed the instant its first outputs of that batch reach the broker,
-        i.e. after publishing and before its commit (the redelivered batch then republishes the same
-        event ids, which the reconciliation counts as raw duplicates); stats and export, whose batch
-        writes only their database, 80 ms into it."""
+        as one batch. Validation is killed the instant the first output of that batch reaches the broker
+        (a consumer of the output topics, long-polling with a 1 ms wait, sees it), i.e. while it publishes
+        and before its commit: the redelivered batch then republishes the same event ids, which the
+        reconciliation counts as republished events. Stats and export, whose batch writes only their
+        database, are killed 80 ms into it."""
         self.pause(name)
         try:
             waiting = await self._wait_backlog(name, backlog, within=8.0)
-            outputs = [self.kafka.topic(SUBMISSIONS_VALIDATED), self.kafka.topic(SUBMISSIONS_REJECTED)]
-            async with consumer(self.kafka) as client:
-                partitions = await partitions_of(self.kafka, outputs) if name == "validation" else []
-                before = sum((await client.end_offsets(partitions)).values()) if partitions else 0
+            if name != "validation":
                 self.resume(name)
-                if not partitions:
-                    await asyncio.sleep(0.08)
-                    self.kill(name)
-                    return f"killed 80 ms into a batch of {waiting} waiting records"
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    published = sum((await client.end_offsets(partitions)).values()) - before
-                    if published > 0:
-                        self.kill(name)
-                        return f"killed after publishing {published} outputs of a batch of {waiting}"
+                await asyncio.sleep(0.08)
                 self.kill(name)
-                return f"killed; no outputs of the batch of {waiting} seen within 10 s"
+                return f"killed 80 ms into a batch of {waiting} waiting records"
+            outputs = [self.kafka.topic(SUBMISSIONS_VALIDATED), self.kafka.topic(SUBMISSIONS_REJECTED)]
+            partitions = await partitions_of(self.kafka, outputs)
+            watcher = AIOKafkaConsumer(
+                bootstrap_servers=self.kafka.bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=1
+            )
+            await watcher.start()
+            try:
+                watcher.assign(partitions)
+                await watcher.seek_to_end(*partitions)
+                for tp in partitions:
+                    await watcher.position(tp)  # resolve the end now, not after the resume
+                self.resume(name)
+                seen = await watcher.getmany(*partitions, timeout_ms=10_000, max_records=1)
+                self.kill(name)
+            finally:
+                await watcher.stop()
+            if not seen:
+                return f"killed; no output of the batch of {waiting} seen within 10 s"
+            return f"killed as the first output of a batch of {waiting} reached the broker"
         except BaseException:
             if self.platform.pid(self.platform.service(name)) is not None:
                 self.resume(name)
@@ -928,7 +936,7 @@ class FaultRun:
         self.events.append(event)
         return event
 
-    async def finish(self, within: float = 180.0, tail_s: float = 4.0) -> Reconciliation:
+    async def finish(self, within: float = 180.0, tail_s: float = 3.0) -> Reconciliation:
         """Keep the load on `tail_s` more seconds after the last fault, stop it and wait for its answers,
         converge, record the figures, then assert the guarantees."""
         await asyncio.sleep(tail_s)

@@ -1,10 +1,11 @@
 """Render docs/fault-results.md from the latest results the fault and bad-input suites recorded.
 
     python -m tests.fault.report          # render from test-artifacts/ as it is
-    python -m tests.fault.report --run    # run the suites first (pytest -m fault tests/fault tests/fuzz)
+    python -m tests.fault.report --run    # run the suites first (tests/fault, tests/fuzz, tests/security)
 
 Each fault test writes `test-artifacts/fault/<scenario>.json` (see tests/fault/harness.py); the poison,
-API and fuzz tests write `test-artifacts/bad-input/<name>.json`. The page shows the latest file of each.
+API and fuzz tests write `test-artifacts/bad-input/<name>.json`, the token timing tests
+`test-artifacts/security/timing.json`. The page shows the latest file of each.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from tests.fault.harness import ARTIFACTS, REPO_ROOT
 
 BAD_INPUT = ARTIFACTS.parent / "bad-input"
+SECURITY = ARTIFACTS.parent / "security"
 PAGE = REPO_ROOT / "docs" / "fault-results.md"
 # The order the page lists the scenarios in; others follow alphabetically.
 ORDER = ("kill-9", "broker-restart", "three-brokers", "postgres-restart", "rebalance")
@@ -97,11 +99,12 @@ def _fault_section(runs: list[dict[str, Any]]) -> list[str]:
     for run in runs:
         r = run["reconciliation"]
         raw = r["raw_duplicates_total"]
+        where = ", ".join(f"{topic.split('.')[-1]} {n}" for topic, n in r["raw_duplicates"].items() if n)
         details.append(
             [
                 run["title"],
                 f"{r['validated']} / {r['rejected']}",
-                f"{raw} (dropped by event id)" if raw else "0",
+                f"{raw} ({where}), dropped by event id" if raw else "0",
                 r["stats_mismatches"]["count"],
                 f"{r['sink_rows']} of {r['sink_expected']}",
                 f"{r['reserved_children']} ({r.get('reserved_with_records', '?')} with records kept out)",
@@ -138,9 +141,29 @@ def _bad_input_section(results: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _timing_section(timing: dict[str, Any]) -> list[str]:
+    if not timing:
+        return []
+    rows = [
+        [where, *(f"{medians.get(kind, 0):,.1f} µs" if medians.get(kind) is not None else "" for kind in kinds)]
+        for where, medians in timing.items()
+        if isinstance(medians, dict)
+        for kinds in [("known, first", "known, last", "known", "near miss", "unknown")]
+    ]
+    lines = [
+        "## Token timing",
+        "",
+        "Median time to authenticate (in process) or to answer (over HTTP), from interleaved samples; an "
+        "early-exit lookup is measured beside the real one to show what a leak would look like.",
+        "",
+    ]
+    lines += _table(["where", "known (compared first)", "known (compared last)", "known", "near miss", "unknown"], rows)
+    return [*lines, ""]
+
+
 def render() -> str:
     runs = sorted(_load(ARTIFACTS), key=_rank)
-    stamps = sorted(r["recorded_at"] for r in [*runs, *_load(BAD_INPUT)])
+    stamps = sorted(r["recorded_at"] for r in [*runs, *_load(BAD_INPUT), *_load(SECURITY)] if "recorded_at" in r)
     lines = [
         "# Fault, load and bad-input results",
         "",
@@ -155,16 +178,19 @@ def render() -> str:
     ]
     if stamps:
         lines += [f"Results recorded {stamps[0]} – {stamps[-1]}.", ""]
+    timing_file = SECURITY / "timing.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.exists() else {}
     lines += ["## Faults under load", "", *_fault_section(runs), *_bad_input_section(_load(BAD_INPUT))]
+    lines += _timing_section(timing)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="store_true", help="run the fault and bad-input suites first")
+    parser.add_argument("--run", action="store_true", help="run the fault, bad-input and security suites first")
     args = parser.parse_args(argv)
     if args.run:
-        command = [sys.executable, "-m", "pytest", "-q", "-m", "fault", "tests/fault", "tests/fuzz"]
+        command = [sys.executable, "-m", "pytest", "-q", "tests/fault", "tests/fuzz", "tests/security"]
         finished = subprocess.run(command, cwd=REPO_ROOT, env=os.environ.copy(), check=False)
         if finished.returncode != 0:
             print("the fault suite failed; the page shows what it recorded", file=sys.stderr)

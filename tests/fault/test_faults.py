@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.kafka, pytest.mark.slow, pytest.mar
 
 
 RATE = 12.0  # submissions per second: steady, and modest on a shared 2-core machine
+LEAD_S = 4.0  # load before the first fault
 ITEMS = 1500  # more than any run sends: the load stops a few seconds after the last fault
 
 
@@ -61,7 +62,7 @@ async def test_kill_9_each_service_in_turn_mid_batch(kafka_bootstrap: str, tmp_p
     try:
         run = _run("kill-9", "kill -9 each service in turn, mid-batch, and restart it", platform, seed=11)
         run.load.start()
-        await asyncio.sleep(5)
+        await asyncio.sleep(LEAD_S)
         for name in ("intake", "validation", "stats", "export"):
 
             async def breaks(name: str = name) -> str:
@@ -98,7 +99,7 @@ async def test_single_broker_stopped_and_restarted(own_broker: KafkaCluster, tmp
     try:
         run = _run("broker-restart", "stop and restart the single broker", platform, seed=12)
         run.load.start()
-        await asyncio.sleep(6)
+        await asyncio.sleep(LEAD_S)
 
         async def breaks() -> str:
             await asyncio.to_thread(own_broker.stop)
@@ -129,7 +130,7 @@ async def test_three_brokers_lose_a_broker_then_the_controller(kafka_cluster3: K
         await wait_fully_replicated(platform.kafka)
         run = _run("three-brokers", "three brokers: kill a broker, then the controller", platform, seed=13)
         run.load.start()
-        await asyncio.sleep(6)
+        await asyncio.sleep(LEAD_S)
         for role in ("broker", "controller"):
             controller = active_controller(kafka_cluster3)
             if role == "controller":
@@ -187,7 +188,7 @@ async def test_postgres_stopped_under_the_services(
     try:
         run = _run("postgres-restart", "stop PostgreSQL under the services and bring it back", platform, seed=14)
         run.load.start()
-        await asyncio.sleep(6)
+        await asyncio.sleep(LEAD_S)
 
         async def breaks() -> str:
             await asyncio.to_thread(own_postgres.stop)
@@ -219,7 +220,7 @@ async def test_consumer_rebalance_second_instances_join_and_leave(
         await _started(platform)
         run = _run("rebalance", "consumer rebalance: a second instance joins and leaves", platform, seed=15)
         run.load.start()
-        await asyncio.sleep(6)
+        await asyncio.sleep(LEAD_S)
 
         async def join() -> str:
             await asyncio.gather(*(asyncio.to_thread(platform.start_second, name) for name in consumers))
