@@ -19,8 +19,10 @@ from shared.settings import REPO_ROOT
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"  # git-ignored; CI keeps them
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API holds an event loop on this thread while it runs,
+    # and the async tests after these need the thread back.
     chromium = ensure_chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_ARGS))
