@@ -232,41 +232,49 @@ class FaultPlatform:
 
         The service is paused (SIGSTOP) until `backlog` records wait for it, then resumed; it fetches them
         as one batch. Validation is killed the instant the first output of that batch reaches the broker
-        (a consumer of the output topics, long-polling with a 1 ms wait, sees it), i.e. while it publishes
-        and before its commit: the redelivered batch then republishes the same event ids, which the
-        reconciliation counts as republished events. Stats and export, whose batch writes only their
-        database, are killed 80 ms into it."""
+        (a consumer of the output topics, long-polling with a 1 ms wait, sees it): after publishing, before
+        its commit. Stats and export, whose batch writes only their database, are killed 80 ms into it.
+        The evidence that the kill landed inside the batch: offsets of the waiting records were still
+        uncommitted when the process died, so the restarted service gets them again."""
         self.pause(name)
         try:
-            waiting = await self._wait_backlog(name, backlog, within=8.0)
+            await self._wait_backlog(name, backlog, within=8.0)
+            [before] = await consumer_lag(self.kafka, [name])
+            waiting = before.total
             if name != "validation":
                 self.resume(name)
                 await asyncio.sleep(0.08)
                 self.kill(name)
-                return f"killed 80 ms into a batch of {waiting} waiting records"
-            outputs = [self.kafka.topic(SUBMISSIONS_VALIDATED), self.kafka.topic(SUBMISSIONS_REJECTED)]
-            partitions = await partitions_of(self.kafka, outputs)
-            watcher = AIOKafkaConsumer(
-                bootstrap_servers=self.kafka.bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=1
-            )
-            await watcher.start()
-            try:
-                watcher.assign(partitions)
-                await watcher.seek_to_end(*partitions)
-                for tp in partitions:
-                    await watcher.position(tp)  # resolve the end now, not after the resume
-                self.resume(name)
-                seen = await watcher.getmany(*partitions, timeout_ms=10_000, max_records=1)
-                self.kill(name)
-            finally:
-                await watcher.stop()
-            if not seen:
-                return f"killed; no output of the batch of {waiting} seen within 10 s"
-            return f"killed as the first output of a batch of {waiting} reached the broker"
+                how = "killed 80 ms into the batch"
+            else:
+                how = await self._kill_at_first_output(name)
         except BaseException:
             if self.platform.pid(self.platform.service(name)) is not None:
                 self.resume(name)
             raise
+        [after] = await consumer_lag(self.kafka, [name])
+        committed = {(p.topic, p.partition): p.committed or p.start for p in after.partitions}
+        uncommitted = sum(max(0, p.end - committed.get((p.topic, p.partition), p.end)) for p in before.partitions)
+        return f"{how}: {uncommitted} of {waiting} waiting records still uncommitted at the kill"
+
+    async def _kill_at_first_output(self, name: str) -> str:
+        outputs = [self.kafka.topic(SUBMISSIONS_VALIDATED), self.kafka.topic(SUBMISSIONS_REJECTED)]
+        partitions = await partitions_of(self.kafka, outputs)
+        watcher = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=1
+        )
+        await watcher.start()
+        try:
+            watcher.assign(partitions)
+            await watcher.seek_to_end(*partitions)
+            for tp in partitions:
+                await watcher.position(tp)  # resolve the end now, not after the resume
+            self.resume(name)
+            seen = await watcher.getmany(*partitions, timeout_ms=10_000, max_records=1)
+            self.kill(name)
+        finally:
+            await watcher.stop()
+        return "killed as the batch's first output reached the broker" if seen else "killed; no output seen in 10 s"
 
     async def group_members(self, group: str) -> int:
         async with admin_client(self.kafka) as admin:

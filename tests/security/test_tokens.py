@@ -149,11 +149,12 @@ def test_over_http_an_unknown_token_is_refused_as_fast_as_a_near_miss_or_a_known
     _record_timing("over HTTP, export /export/status", medians)
     ms = {kind: f"{ns / 1e6:.3f} ms" for kind, ns in medians.items()}
     unknown = medians["unknown"]
-    # Both refused with 401: the same time, within noise (15 % or 0.25 ms, whichever is larger).
-    assert abs(medians["near miss"] - unknown) < max(0.15 * unknown, 250_000), ms
-    # A known token is authenticated and then refused by the staff check (403): a little more work, never
-    # an order of magnitude (35 % or 0.5 ms).
-    assert abs(medians["known"] - unknown) < max(0.35 * unknown, 500_000), ms
+    # Both refused with 401: the same time, within noise (20 % or 0.5 ms, whichever is larger). A lookup
+    # that leaked would differ here; its µs-scale signal is measured exactly by the in-process test.
+    assert abs(medians["near miss"] - unknown) < max(0.20 * unknown, 500_000), ms
+    # A known token is authenticated and then refused by the staff check (403): a little more work (about
+    # 0.1 ms alone, more under load), never a different order (50 % or 1 ms).
+    assert abs(medians["known"] - unknown) < max(0.50 * unknown, 1_000_000), ms
 
 
 TIMING = ARTIFACTS.parent / "security" / "timing.json"
