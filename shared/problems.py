@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -71,6 +72,29 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _model_validation(_: Request, exc: ValidationError) -> JSONResponse:
         return validation_problem(exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Still raised on to the server, which logs it; the client gets a problem, never a stack trace.
+        if _unavailable(exc):
+            return problem_response(
+                503,
+                "Service Unavailable",
+                "The service's database does not answer; send the same request again shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        return problem_response(500, "Internal Server Error", "The request could not be completed.")
+
+
+# A database that does not answer is a moment's outage, not a fault of the request: 503 and Retry-After,
+# so a hospital's system sends the same submission again (its submission id makes that harmless).
+RETRY_AFTER_S = 5
+
+
+def _unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
 def _title(status: int) -> str:
