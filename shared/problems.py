@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db.engine import database_unavailable
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -76,7 +77,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Still raised on to the server, which logs it; the client gets a problem, never a stack trace.
-        if _unavailable(exc):
+        if database_unavailable(exc):
             return problem_response(
                 503,
                 "Service Unavailable",
@@ -89,12 +90,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 # A database that does not answer is a moment's outage, not a fault of the request: 503 and Retry-After,
 # so a hospital's system sends the same submission again (its submission id makes that harmless).
 RETRY_AFTER_S = 5
-
-
-def _unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError)
 
 
 def _title(status: int) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -38,3 +39,24 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# SQLSTATE classes of a server that cannot serve now, whatever the statement: 08 connection exception,
+# 57P operator intervention (shutting down, starting up, crashed), 53 insufficient resources.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot serve right now (down, starting up, shutting down,
+    unreachable) rather than that the work is wrong: the same work will succeed later. asyncpg raises
+    some of these (`CannotConnectNowError` while the server starts or stops) without SQLAlchemy's
+    wrapping, so the SQLSTATE is looked at too."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return False

@@ -29,8 +29,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from shared.db.engine import database_unavailable
 from shared.kafka.codec import Decoder, KeyOf
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.observability.metrics import (
@@ -58,9 +59,7 @@ class KeyMismatch(ValueError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, TRANSIENT_ERRORS)
+    return isinstance(exc, TRANSIENT_ERRORS) or database_unavailable(exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError, UniqueViolationError
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from sqlalchemy.exc import OperationalError
 
 from shared.events import DeadLetter, ReservationRegistered
 from shared.kafka import Delivery, subscribe_batch
 from shared.kafka.codec import key_of
-from shared.kafka.consumer import RetryPolicy
+from shared.kafka.consumer import RetryPolicy, is_transient
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.settings import KafkaSettings
 from shared.topics import DEAD_LETTERS, RESERVATIONS
@@ -140,3 +141,36 @@ async def test_a_record_keyed_otherwise_than_its_event_is_dead_lettered_unapplie
     [letter] = dead
     assert letter.error_type == "KeyMismatch"
     assert base64.b64decode(letter.key_b64 or "") == b"ous"
+
+
+async def test_a_database_starting_up_or_shutting_down_is_retried_never_dead_lettered() -> None:
+    """asyncpg raises CannotConnectNowError (SQLSTATE 57P03) unwrapped while PostgreSQL starts or stops:
+    an outage, not a poison record."""
+    assert is_transient(AdminShutdownError("terminating connection due to administrator command"))
+    assert not is_transient(UniqueViolationError("duplicate key value"))
+    broker, applied, dead, outage = KafkaBroker(), [], [], [FAST.attempts + 1]
+
+    async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
+        if outage[0]:  # more failures in a row than a poison record gets attempts
+            outage[0] -= 1
+            raise CannotConnectNowError("the database system is starting up")
+        applied.extend(d.event.reservation_id.int for d in batch)
+
+    subscribe_batch(
+        broker,
+        service="export",
+        group_id="export",
+        decoders={RESERVATIONS.name: ReservationRegistered.from_json},
+        handler=handler,
+        dead_letters=DeadLetterPublisher(broker, "export", "export"),
+        settings=KafkaSettings(),
+        retry=RetryPolicy(attempts=2, transient_attempts=10, backoff_s=0.001),
+    )
+
+    @broker.subscriber(DEAD_LETTERS.name)
+    async def collect(body: dict[str, Any]) -> None:
+        dead.append(body)
+
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(reservation(1).to_json(), RESERVATIONS.name)
+    assert applied == [1] and dead == []

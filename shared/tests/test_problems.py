@@ -4,6 +4,7 @@ Retry-After (send the same request again), anything else a 500 that shows nothin
 from __future__ import annotations
 
 import httpx
+from asyncpg.exceptions import CannotConnectNowError
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
@@ -18,6 +19,10 @@ def _app() -> FastAPI:
     async def database_away() -> None:
         raise OperationalError("select 1", {}, ConnectionRefusedError("connection refused"))
 
+    @app.get("/database-starting")
+    async def database_starting() -> None:  # asyncpg raises this one unwrapped
+        raise CannotConnectNowError("the database system is starting up")
+
     @app.get("/bug")
     async def bug() -> None:
         raise RuntimeError("secret internals")
@@ -28,9 +33,11 @@ def _app() -> FastAPI:
 async def test_a_database_outage_is_a_503_problem_with_retry_after_and_a_bug_a_bare_500_problem() -> None:
     transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        away, bug = await client.get("/database-away"), await client.get("/bug")
-    assert away.status_code == 503 and away.headers["retry-after"] == "5"
+        away, starting = await client.get("/database-away"), await client.get("/database-starting")
+        bug = await client.get("/bug")
+    for answer in (away, starting):
+        assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
     assert bug.status_code == 500 and "secret internals" not in bug.text
-    for answer in (away, bug):
+    for answer in (away, starting, bug):
         assert answer.headers["content-type"] == PROBLEM_JSON
         assert answer.json()["status"] == answer.status_code
