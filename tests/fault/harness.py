@@ -68,6 +68,7 @@ from shared.events import (
 )
 from shared.hospitals import BY_ID
 from shared.kafka.codec import decoder_for
+from shared.problems import PROBLEM_JSON
 from shared.settings import KafkaSettings
 from shared.topics import (
     DEAD_LETTERS,
@@ -355,6 +356,7 @@ class SteadyLoad:
         self.finished = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.not_problems: Counter[str] = Counter()  # error answers that were not problem documents
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="steady-load")
@@ -428,6 +430,8 @@ class SteadyLoad:
                 else:
                     status = response.status_code
                     assert status not in (401, 403), f"intake refused the token for {holder}: {response.text}"
+                    if status >= 400 and not response.headers.get("content-type", "").startswith(PROBLEM_JSON):
+                        self.not_problems[str(status)] += 1
                 if status is not None and status not in RETRYABLE:
                     sent.status = status
                     sent.answered = time.monotonic()
@@ -455,6 +459,7 @@ class SteadyLoad:
             "retried_requests": sum(s.retries > 0 for s in self.sent),
             "retries": sum(s.retries for s in self.sent),
             "retried_on": dict(sorted(Counter(why for s in self.sent for why in s.retried_on).items())),
+            "errors_not_problem_documents": dict(self.not_problems),
             "offered_rate": self.rate,
             "held_rate": round(len(self.sent) / elapsed, 1) if elapsed > 0 else None,
             "seconds": round(elapsed, 1),
@@ -951,6 +956,7 @@ class FaultRun:
         self.load.stop()
         await self.load.wait()
         log(f"{self.scenario}: load done {self.load.summary()}")
+        assert not self.load.not_problems, f"error answers that are not problem documents: {self.load.not_problems}"
         reconciliation, converge_s = await converge(self.platform, self.load, self.canary, within)
         record_run(self, reconciliation, converge_s)
         log(f"{self.scenario}: lost {reconciliation.lost}, duplicated {reconciliation.duplicated}")

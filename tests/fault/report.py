@@ -176,6 +176,12 @@ def render() -> str:
         "to recover starting Python and joining its consumer group.",
         "",
     ]
+    lines += [
+        "The suites run with everything else under `make test`; alone: `.venv/bin/pytest -m fault` (faults, "
+        "poison, API abuse, fuzzing: tests/fault, tests/fuzz) and `.venv/bin/pytest -m security` (access, "
+        "tokens, privacy scan, secrets: tests/security).",
+        "",
+    ]
     if stamps:
         lines += [f"Results recorded {stamps[0]} – {stamps[-1]}.", ""]
     timing_file = SECURITY / "timing.json"

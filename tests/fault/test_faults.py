@@ -199,6 +199,8 @@ async def test_postgres_stopped_under_the_services(
 
         await run.inject("PostgreSQL stopped", breaks, repairs, down_s=8.0)
         await run.finish()
+        # What intake could not store it refused with "send again shortly", never a bare server error.
+        assert set(run.load.summary()["retried_on"]) <= {"503", "no answer"}, run.load.summary()
     finally:
         await asyncio.to_thread(platform.stop)
 
