@@ -4,6 +4,7 @@ of the largest record a topic accepts can be published."""
 from __future__ import annotations
 
 import base64
+import functools
 
 from cryptography.fernet import Fernet
 
@@ -19,6 +20,7 @@ def test_each_bootstrap_server_of_a_cluster_is_its_own_entry() -> None:
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096")
     broker = create_broker(settings, client_id="test")
     consumer = broker.config.broker_config.builder  # how FastStream builds its aiokafka consumers
+    assert isinstance(consumer, functools.partial)
     assert consumer.keywords["bootstrap_servers"] == ["127.0.0.1:19092", "127.0.0.1:19094", "127.0.0.1:19096"]
 
 

@@ -112,7 +112,9 @@ async def test_persistent_transient_failure_fails_the_batch_for_redelivery() -> 
 
 
 async def test_a_record_keyed_otherwise_than_its_event_is_dead_lettered_unapplied() -> None:
-    broker, applied, dead = KafkaBroker(), [], []
+    broker = KafkaBroker()
+    applied: list[int] = []
+    dead: list[DeadLetter] = []
 
     async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
         applied.extend(d.event.reservation_id.int for d in batch)
@@ -148,7 +150,9 @@ async def test_a_database_starting_up_or_shutting_down_is_retried_never_dead_let
     an outage, not a poison record."""
     assert is_transient(AdminShutdownError("terminating connection due to administrator command"))
     assert not is_transient(UniqueViolationError("duplicate key value"))
-    broker, applied, dead, outage = KafkaBroker(), [], [], [FAST.attempts + 1]
+    broker, outage = KafkaBroker(), [FAST.attempts + 1]
+    applied: list[int] = []
+    dead: list[dict[str, Any]] = []
 
     async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
         if outage[0]:  # more failures in a row than a poison record gets attempts

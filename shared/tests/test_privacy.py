@@ -64,7 +64,7 @@ def test_json_logs_redact_messages_and_arguments(monkeypatch: pytest.MonkeyPatch
 def test_free_text_carrying_an_identity_number_is_refused_without_repeating_it(
     form: dict[str, object], field: str
 ) -> None:
-    base = {
+    bases: dict[str, dict[str, object]] = {
         "diagnosis": {
             "tumour_ref": "T-1",
             "sex": "male",
@@ -77,7 +77,8 @@ def test_free_text_carrying_an_identity_number_is_refused_without_repeating_it(
         },
         "treatment": {"tumour_ref": "T-1", "modality": "surgery", "start_date": "2024-01-03"},
         "follow_up": {"tumour_ref": "T-1", "last_contact_date": "2025-01-03", "vital_status": "alive"},
-    }[str(form["form_type"])]
+    }
+    base = bases[str(form["form_type"])]
     adapter: TypeAdapter[object] = TypeAdapter(Form)
     twelve = "12 digits 038215703781"  # not the shape of an identity number
     adapter.validate_python({**base, **form, field: [twelve] if field == "late_effects" else twelve})
