@@ -38,7 +38,7 @@ class Outgoing:
 
 def aiokafka_producer(broker: KafkaBroker) -> AIOKafkaProducer | None:
     """The started aiokafka producer behind `broker`, if it has one."""
-    state: Any = getattr(getattr(broker.config, "producer", None), "_producer", None)
+    state: Any = getattr(getattr(getattr(broker, "config", None), "producer", None), "_producer", None)
     if not state:  # FastStream's EmptyProducerState is falsy: not connected (yet)
         return None
     producer = getattr(state, "producer", None)
