@@ -81,6 +81,9 @@ class Platform:
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids())
 
+    def cpu_by_service(self) -> dict[str, float]:
+        return {s.name: cpu_seconds(pid) for s in self.services if (pid := self.local.pid(s)) is not None}
+
     def stop(self) -> None:
         for service in reversed(self.services):
             self.local.stop_service(service)
@@ -246,6 +249,7 @@ async def end_to_end(
         expected = sum(1 for item in burst if intake.received(item) is not None)
         base = watch.decided
         cpu = platform.cpu()
+        cpu_by_service = platform.cpu_by_service()
         started = time.perf_counter()
         records = (
             (HOSPITAL_INBOUND, item.hospital_id.encode(), orjson.dumps(item.payload), item.hospital_id.encode())
@@ -278,6 +282,10 @@ async def end_to_end(
             "nordic_sent": sent,
             "per_second": round(len(burst) / seconds, 1),
             "services_cpu_seconds": round(platform.cpu() - cpu, 1),
+            "cpu_ms_per_submission": {
+                name: round(1000 * (seconds - cpu_by_service.get(name, 0.0)) / len(burst), 3)
+                for name, seconds in platform.cpu_by_service().items()
+            },
         }
     finally:
         await watch.stop()
@@ -337,17 +345,23 @@ async def scale_out(infra: Infra, work: Path, memory: MemoryWatch, count: int) -
         for platform in platforms:
             platform.start()
         try:
-            # Started on an empty topic (the group has settled), then filled faster than it drains.
+            # Started on an empty topic (the group has settled), then filled faster than it drains; the
+            # watch runs from before the first record.
             await asyncio.sleep(3)
-            await produce(kafka, events.received_stream(count, receipts=False))
-            ends = await end_offsets(infra.bootstrap, [kafka.topic(SUBMISSIONS_RECEIVED)])
-            drain = await wait_drained(
-                infra.bootstrap,
-                "validation",
-                ends,
-                timeout_s=1800,
-                cpu=lambda platforms=platforms: sum(p.cpu() for p in platforms),
+            records = list(events.received_stream(count, receipts=False))
+            partitions = await end_offsets(infra.bootstrap, [kafka.topic(SUBMISSIONS_RECEIVED)])
+            watch = asyncio.create_task(
+                wait_drained(
+                    infra.bootstrap,
+                    "validation",
+                    partitions,
+                    timeout_s=1800,
+                    cpu=lambda platforms=platforms: sum(p.cpu() for p in platforms),
+                    total=len(records),
+                )
             )
+            await produce(kafka, records)
+            drain = await watch
         finally:
             for platform in platforms:
                 platform.stop()
