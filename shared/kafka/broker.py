@@ -2,8 +2,9 @@
 
 Producer: acks=all and idempotence, so an acknowledged event survives the loss of a broker and a retried
 send is not written twice; lz4 compression, and a small linger so concurrent sends share a request.
-Consumer: NACK_ON_ERROR, never ACK_FIRST: an offset is committed only after the handler returned, i.e.
-after its effect is durable; a failed batch is sought back and redelivered. No topic auto-creation.
+Consumer: NACK_ON_ERROR, never the at-most-once ack-first policy: an offset is committed only after the
+handler returned, i.e. after its effect is durable; a failed batch is sought back and redelivered. No topic
+auto-creation.
 """
 
 from __future__ import annotations
