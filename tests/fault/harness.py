@@ -228,25 +228,25 @@ class FaultPlatform:
         assert pid is not None, f"{name} is not running"
         return pid
 
-    async def kill_mid_batch(self, name: str, backlog: int = 15) -> str:
+    async def kill_mid_batch(self, name: str, backlog: int = 60) -> str:
         """SIGKILL a consumer service in the middle of a batch, and say how the moment was caught.
 
         The service is paused (SIGSTOP) until `backlog` records wait for it, then resumed; it fetches them
         as one batch. Validation is killed the instant the first output of that batch reaches the broker
         (a consumer of the output topics, long-polling with a 1 ms wait, sees it): after publishing, before
-        its commit. Stats and export, whose batch writes only their database, are killed 80 ms into it.
+        its commit. Stats and export, whose batch writes only their database, are killed 50 ms into it.
         The evidence that the kill landed inside the batch: offsets of the waiting records were still
         uncommitted when the process died, so the restarted service gets them again."""
         self.pause(name)
         try:
-            await self._wait_backlog(name, backlog, within=8.0)
+            await self._wait_backlog(name, backlog, within=10.0)
             [before] = await consumer_lag(self.kafka, [name])
             waiting = before.total
             if name != "validation":
                 self.resume(name)
-                await asyncio.sleep(0.08)
+                await asyncio.sleep(0.05)
                 self.kill(name)
-                how = "killed 80 ms into the batch"
+                how = "killed 50 ms into the batch"
             else:
                 how = await self._kill_at_first_output(name)
         except BaseException:
