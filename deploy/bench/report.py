@@ -165,7 +165,7 @@ def describe(results: dict[str, Any]) -> str:
         f"{' (' + results['label'] + ')' if results.get('label') else ''}: {m.get('cores')} cores, "
         f"{m.get('memory_gib')} GiB, Python {m.get('python')}, Kafka {m.get('kafka')}, PostgreSQL "
         f"{m.get('postgresql')}; load average {m.get('load_average_at_start')} at the start (a shared machine); "
-        f"{results.get('total_seconds', '?')} s in all"
+        f"{results.get('total_seconds', '?')} s in all{'; ' + results['note'] if results.get('note') else ''}"
     )
 
 
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.bench.report", description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", type=Path, help="default: the latest var/bench/results-*.json")
     parser.add_argument("--before", type=Path, help="default: the latest results labelled 'before'")
+    parser.add_argument("--no-before", action="store_true", help="the results alone, no comparison")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--markdown", action="store_true", help="print the Markdown table instead (implies --no-doc)")
     args = parser.parse_args(argv)
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     results = json.loads(path.read_text())
     before_path = args.before or latest("before")
     before = json.loads(before_path.read_text()) if before_path and before_path != path else None
+    if args.no_before:
+        before = None
     if args.markdown:
         print(markdown(results, before))
         return
