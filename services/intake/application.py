@@ -637,6 +637,11 @@ class Intake:
         changed = False
         async with self._db.transaction() as session:
             new = await claim_new(session, ProcessedMessage, DECISIONS_CONSUMER, [d.event.event_id for d in batch])
+            # The batch's submissions in one query: `_decide`'s `session.get` then finds them in the session
+            # (held here: the session's identity map only keeps objects something refers to).
+            loaded = await Known.load_submissions(
+                session, {d.event.submission_id for d in batch if d.event.event_id in new}
+            )
             for delivery in batch:
                 event = delivery.event
                 if event.event_id not in new:
@@ -645,6 +650,7 @@ class Intake:
                 new.discard(event.event_id)
                 EVENTS_PROCESSED_TOTAL.labels(service="intake", topic=delivery.topic).inc()
                 changed |= await self._decide(session, event)
+            del loaded
         if changed:
             self._notify()
 

@@ -56,6 +56,14 @@ class Known:
             )
         return known
 
+    @staticmethod
+    async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> list[Submission]:
+        """The submissions with these ids, loaded into the session (its identity map answers `get`)."""
+        rows: list[Submission] = []
+        for chunk in _chunks(ids):
+            rows += await session.scalars(select(Submission).where(Submission.submission_id.in_(chunk)))
+        return rows
+
     def has_submission(self, submission_id: uuid.UUID) -> bool:
         return submission_id in self.submissions
 
