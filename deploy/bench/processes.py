@@ -5,6 +5,7 @@ Peak resident memory of every process is sampled throughout (psutil)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -319,6 +320,10 @@ async def _produce_inbound(kafka: KafkaSettings, records: Iterable[tuple[Any, by
     return count
 
 
+def _cpu_of(platforms: Sequence[Platform]) -> float:
+    return sum(p.cpu() for p in platforms)
+
+
 # --- scale-out ------------------------------------------------------------------------------------------
 
 
@@ -356,7 +361,7 @@ async def scale_out(infra: Infra, work: Path, memory: MemoryWatch, count: int) -
                     "validation",
                     partitions,
                     timeout_s=1800,
-                    cpu=lambda platforms=platforms: sum(p.cpu() for p in platforms),
+                    cpu=functools.partial(_cpu_of, platforms),
                     total=len(records),
                 )
             )

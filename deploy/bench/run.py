@@ -59,8 +59,8 @@ class Bench:
         self.memory = MemoryWatch()
 
     def kafka(self, prefix: str) -> KafkaSettings:
-        extra = {"max_batch": self.max_batch} if self.max_batch else {}
-        return KafkaSettings(bootstrap_servers=self.infra.bootstrap, topic_prefix=prefix, **extra)
+        settings = KafkaSettings(bootstrap_servers=self.infra.bootstrap, topic_prefix=prefix)
+        return settings.model_copy(update={"max_batch": self.max_batch}) if self.max_batch else settings
 
     # --- 1. baseline -----------------------------------------------------------------------------------
 
