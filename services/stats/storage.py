@@ -121,6 +121,17 @@ class ScopeRow(Base):
     published_version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class PeriodVersionRow(Base):
+    """Which periods (years, and all time) of a scope changed since the publisher last read them: it
+    recomputes only those. Outlives a rebuild, as the scope versions do, so versions only increase."""
+
+    __tablename__ = "period_versions"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class DailySnapshotRow(Base):
     """The last snapshot of each scope and day, as the registry's daily statistics were; outlives a rebuild."""
 
@@ -141,6 +152,7 @@ _S = cast(Table, SubmissionRow.__table__)
 _R = cast(Table, ReminderRow.__table__)
 _C = cast(Table, CounterRow.__table__)
 _V = cast(Table, ScopeRow.__table__)
+_P = cast(Table, PeriodVersionRow.__table__)
 _D = cast(Table, DailySnapshotRow.__table__)
 
 # The batch's lookups, built once: an expanding parameter takes the list as it is (no per-element
@@ -426,6 +438,19 @@ async def add_to_counters(session: AsyncSession, changes: dict[tuple[str, int, s
     ]
     await session.execute(statement, rows)
     await bump_versions(session, {key[0] for key in changes})
+    await _bump_periods(session, {key[:2] for key in changes})
+
+
+async def _bump_periods(session: AsyncSession, periods: Iterable[tuple[str, int]]) -> None:
+    statement = _insert(session)(_P)
+    statement = statement.on_conflict_do_update(index_elements=["scope", "period"], set_={"version": _P.c.version + 1})
+    rows = [{"scope": scope, "period": period, "version": 1} for scope, period in sorted(periods)]
+    await session.execute(statement, rows)
+
+
+async def period_versions(session: AsyncSession, scope: str) -> dict[int, int]:
+    statement = select(_P.c.period, _P.c.version).where(_P.c.scope == scope)
+    return {period: version for period, version in await session.execute(statement)}
 
 
 async def bump_versions(session: AsyncSession, scopes: Iterable[str]) -> None:
@@ -437,12 +462,12 @@ async def bump_versions(session: AsyncSession, scopes: Iterable[str]) -> None:
 
 
 async def counters_of(
-    session: AsyncSession, scope: str, period: int | None = None
+    session: AsyncSession, scope: str, periods: Iterable[int] | None = None
 ) -> dict[int, dict[tuple[str, str], int]]:
-    """A scope's counters by period, then (metric, key)."""
+    """A scope's counters (of these periods, or all) by period, then (metric, key)."""
     statement = select(_C.c.period, _C.c.metric, _C.c.key, _C.c.value).where(_C.c.scope == scope, _C.c.value != 0)
-    if period is not None:
-        statement = statement.where(_C.c.period == period)
+    if periods is not None:
+        statement = statement.where(_C.c.period.in_(list(periods)))
     by_period: dict[int, dict[tuple[str, str], int]] = {}
     for row_period, metric, key, value in await session.execute(statement):
         by_period.setdefault(row_period, {})[(metric, key)] = value
@@ -496,6 +521,8 @@ async def daily_snapshots(session: AsyncSession, scope: str, first: date, last: 
 
 async def reset_projection(session: AsyncSession) -> None:
     """Empty the projection tables (not the scope versions or the daily history)."""
+    # Every period's figures are stale now, whatever the replay changes or leaves out.
+    await session.execute(update(_P).values(version=_P.c.version + 1))
     if session.get_bind().dialect.name == "postgresql":
         names = ", ".join(table.name for table in PROJECTION_TABLES)
         await session.execute(text(f"TRUNCATE {names}"))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.stats import storage
 from services.stats.application import StatsApplication
-from services.stats.tests.conftest import ManualClock, Published
-from services.stats.tests.factories import STORY_TODAY, child, diagnosis, story
+from services.stats.domain.figures import TOTAL
+from services.stats.tests.conftest import ManualClock, Published, stats_settings
+from services.stats.tests.factories import STORY_TODAY, child, diagnosis, pseudonym, story
+from shared.db import session_factory
 from shared.events import StatsSnapshot
 
 
@@ -43,6 +49,64 @@ async def test_only_changed_scopes_are_published_and_many_batches_coalesce(
     assert set(second) == {"haukeland", "registry"}
     assert second["haukeland"].version > first["haukeland"].version
     assert second["haukeland"].total.tumours == 2
+
+
+async def as_computed_afresh(snapshot: StatsSnapshot, engine: AsyncEngine, sqlite_url: str) -> StatsSnapshot:
+    """The scope's snapshot from an application that has computed nothing before (no period cached)."""
+    fresh = StatsApplication(
+        session_factory(engine), stats_settings(sqlite_url), ManualClock(snapshot.occurred_at), Published()
+    )
+    return await fresh.current(snapshot.scope)
+
+
+async def test_a_flush_recomputes_only_the_changed_periods_and_equals_computing_all(
+    stats: StatsApplication,
+    clock: ManualClock,
+    published: Published,
+    engine: AsyncEngine,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock.set_day(STORY_TODAY)
+    await stats.apply(story().events)
+    await stats.flush()
+    published.clear()
+    read: list[list[int] | None] = []
+    counters_of = storage.counters_of
+
+    async def spy(session, scope, periods=None):  # type: ignore[no-untyped-def]
+        read.append(sorted(periods) if periods is not None else None)
+        return await counters_of(session, scope, periods)
+
+    monkeypatch.setattr(storage, "counters_of", spy)
+
+    await stats.apply([diagnosis("haukeland", child("ivar", "2019-01-01", "male"), "H-9", "2025-01-20", "2025-01-30")])
+    await stats.flush()
+
+    assert read == [[TOTAL, 2025], [TOTAL, 2025]]  # haukeland's and the registry's; not 2023 or 2024
+    for snapshot in snapshots(published).values():
+        assert set(snapshot.by_diagnosis_year) >= {"2024", "2025"}
+        assert snapshot == await as_computed_afresh(snapshot, engine, sqlite_url)
+
+
+async def test_after_a_reset_a_period_left_out_of_the_replay_is_gone_from_the_snapshot(
+    stats: StatsApplication, clock: ManualClock, published: Published, engine: AsyncEngine, sqlite_url: str
+) -> None:
+    clock.set_day(STORY_TODAY)
+    s = story()
+    await stats.apply(s.events)
+    await stats.flush()
+    assert "2023" in snapshots(published)["ous"].by_diagnosis_year  # Emil's tumour, his reports
+
+    emil = {o.submission_id for o in s.outcomes if o.child.pseudonym == pseudonym("emil")}
+    await stats.reset()
+    await stats.apply([e for e in s.events if e.submission_id not in emil])
+    await stats.announce_rebuilt([])
+    await stats.flush()
+
+    again = snapshots(published)["ous"]
+    assert "2023" not in again.by_diagnosis_year
+    assert again == await as_computed_afresh(again, engine, sqlite_url)
 
 
 async def test_a_snapshot_names_no_child(stats: StatsApplication, clock: ManualClock, published: Published) -> None:
