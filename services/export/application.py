@@ -42,6 +42,32 @@ def _child_of(event: ConsumedEvent) -> str:
     return event.child.pseudonym if isinstance(event, SubmissionValidated) else event.child_pseudonym
 
 
+def _sources_by_child(state: BatchState, taken: dict[str, SubmissionValidated]) -> dict[str, list[Source]]:
+    """Every current report of the batch's children: the stored ones, unless the batch replaced them, then
+    the batch's new records."""
+    by_child: dict[str, list[Source]] = defaultdict(list)
+    for key, stored in state.sources.items():
+        event = taken.get(key) or stored_report(stored.event)
+        by_child[stored.child_pseudonym].append(Source(key, event))
+    for key, event in taken.items():
+        if key not in state.sources:
+            by_child[event.child.pseudonym].append(Source(key, event))
+    return by_child
+
+
+def _source_row(key: str, event: SubmissionValidated) -> dict[str, Any]:
+    return {
+        "record_key": key,
+        "child_pseudonym": event.child.pseudonym,
+        "tumour_key": tumour_of(event),
+        "form_type": event.form.form_type,
+        "submission_id": event.submission_id,
+        "received_at": event.received_at,
+        # Delivery does not carry the record's bytes, so the decoded event is encoded again.
+        "event": event.to_json().decode(),
+    }
+
+
 class ExportApplication:
     def __init__(
         self,
@@ -77,51 +103,40 @@ class ExportApplication:
     async def _apply(self, session: AsyncSession, events: list[ConsumedEvent]) -> bool:
         pseudonyms = sorted({_child_of(e) for e in events})
         state = await storage.load_batch_state(session, pseudonyms)
-        current: dict[str, SubmissionValidated] = {}  # record key -> current version, parsed once
+        # What the batch changes, keyed so that the last change wins; written at its end, a statement per table.
+        taken: dict[str, SubmissionValidated] = {}  # record key -> its new current version
+        reservations: dict[str, dict[str, Any]] = {}  # child pseudonym -> its `children` row
+        revisions: dict[str, dict[str, Any]] = {}  # record id -> its `record_states` row
         for event in events:
             if isinstance(event, SubmissionValidated):
-                self._take_report(session, state, current, event)
+                self._take_report(state, taken, event)
             else:
-                child = state.children[event.child_pseudonym]
                 # The topic is compacted by child: the latest event is the child's state.
-                child.reserved = isinstance(event, ReservationRegistered)
-                child.reservation_changed_at = event.effective_at
-        by_child: dict[str, list[Source]] = defaultdict(list)
-        for key, row in state.sources.items():
-            event = current.get(key) or stored_report(row.event)
-            by_child[row.child_pseudonym].append(Source(key, event))
+                reserved = isinstance(event, ReservationRegistered)
+                state.reserved[event.child_pseudonym] = reserved
+                reservations[event.child_pseudonym] = {
+                    "pseudonym": event.child_pseudonym,
+                    "reserved": reserved,
+                    "reservation_changed_at": event.effective_at,
+                }
+        by_child = _sources_by_child(state, taken)
         queue: list[dict[str, Any]] = []
         now = self._clock()
         for pseudonym in pseudonyms:
-            await self._plan(session, state, pseudonym, by_child[pseudonym], now, queue)
+            await self._plan(session, state, pseudonym, by_child[pseudonym], now, queue, revisions)
+        await storage.save_reservations(session, list(reservations.values()))
+        await storage.save_sources(session, [_source_row(key, event) for key, event in taken.items()])
+        await storage.save_revisions(session, list(revisions.values()))
         await storage.append_to_ledger(session, queue)
         return bool(queue)
 
     @staticmethod
-    def _take_report(
-        session: AsyncSession, state: BatchState, current: dict[str, SubmissionValidated], event: SubmissionValidated
-    ) -> None:
+    def _take_report(state: BatchState, taken: dict[str, SubmissionValidated], event: SubmissionValidated) -> None:
         key = record_key(event)
-        row = state.sources.get(key)
-        before = current.get(key) or (stored_report(row.event) if row else None)
-        if not replaces(before, event):
-            return
-        current[key] = event
-        values = {
-            "child_pseudonym": event.child.pseudonym,
-            "tumour_key": tumour_of(event),
-            "form_type": event.form.form_type,
-            "submission_id": event.submission_id,
-            "received_at": event.received_at,
-            "event": event.to_json().decode(),
-        }
-        if row is None:
-            row = storage.Source(record_key=key, **values)
-            session.add(row)
-            state.sources[key] = row
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
+        stored = state.sources.get(key)
+        before = taken.get(key) or (stored_report(stored.event) if stored else None)
+        if replaces(before, event):
+            taken[key] = event
 
     async def _plan(
         self,
@@ -131,12 +146,20 @@ class ExportApplication:
         sources: list[Source],
         now: datetime,
         queue: list[dict[str, Any]],
+        revisions: dict[str, dict[str, Any]],
     ) -> None:
-        """Decide the child's ledger operations: cancel here, and append new ones to `queue`."""
+        """Decide the child's ledger operations: cancel here, append new ones to `queue`, and the revisions
+        that changed to `revisions`."""
         built = build_records(sources, self._ids)
         wanted, changed = ledger.assign_revisions(built.records, state.revisions)
-        storage.save_revisions(session, state, pseudonym, changed)
-        reserved = state.children[pseudonym].reserved
+        for record_id, revision in changed.items():
+            revisions[record_id] = {
+                "record_id": record_id,
+                "child_pseudonym": pseudonym,
+                "revision": revision.revision,
+                "content_sha256": revision.content_sha256,
+            }
+        reserved = state.reserved[pseudonym]
         decided = ledger.plan({} if reserved else wanted, state.ledger[pseudonym], reserved)
         if not decided:
             return
