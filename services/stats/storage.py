@@ -31,12 +31,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, Tumour
 from shared.db import ProcessedMessageMixin
+from shared.db.bulk import insert_rows, is_postgresql, replace
 from shared.events import FormType
 from shared.events.stats import ReminderKind, ReminderStatus
 
@@ -153,6 +153,7 @@ _R = cast(Table, ReminderRow.__table__)
 _C = cast(Table, CounterRow.__table__)
 _V = cast(Table, ScopeRow.__table__)
 _P = cast(Table, PeriodVersionRow.__table__)
+_COUNTER_KEY = ("scope", "period", "metric", "key")
 _D = cast(Table, DailySnapshotRow.__table__)
 
 # The batch's lookups, built once: an expanding parameter takes the list as it is (no per-element
@@ -172,19 +173,9 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
-    if not rows:
-        return
-    statement = _insert(session)(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={column.name: statement.excluded[column.name] for column in table.columns if column.name not in keys},
-    )
-    await session.execute(statement, rows)
+    others = replace(column.name for column in table.columns if column.name not in keys)
+    await insert_rows(session, table, rows, conflict=keys, update=others)
 
 
 def with_page_cache(engine: AsyncEngine) -> AsyncEngine:
@@ -427,38 +418,29 @@ async def add_to_counters(session: AsyncSession, changes: dict[tuple[str, int, s
     """Add the changes and advance the version of every scope they touch."""
     if not changes:
         return
-    insert = _insert(session)
-    statement = insert(_C)
-    statement = statement.on_conflict_do_update(
-        index_elements=["scope", "period", "metric", "key"], set_={"value": _C.c.value + statement.excluded.value}
-    )
     rows = [
         {"scope": scope, "period": period, "metric": metric, "key": key, "value": value}
-        for (scope, period, metric, key), value in sorted(changes.items())
+        for (scope, period, metric, key), value in sorted(changes.items())  # sorted: rows locked in one order
     ]
-    await session.execute(statement, rows)
+    await insert_rows(session, _C, rows, conflict=_COUNTER_KEY, update={"value": lambda new: _C.c.value + new.value})
     await bump_versions(session, {key[0] for key in changes})
     await _bump_periods(session, {key[:2] for key in changes})
 
 
+async def bump_versions(session: AsyncSession, scopes: Iterable[str]) -> None:
+    # Sorted, so concurrent writers lock scope rows in one order.
+    rows = [{"scope": s, "version": 1, "published_version": 0} for s in sorted(set(scopes))]
+    await insert_rows(session, _V, rows, conflict=("scope",), update={"version": lambda _: _V.c.version + 1})
+
+
 async def _bump_periods(session: AsyncSession, periods: Iterable[tuple[str, int]]) -> None:
-    statement = _insert(session)(_P)
-    statement = statement.on_conflict_do_update(index_elements=["scope", "period"], set_={"version": _P.c.version + 1})
     rows = [{"scope": scope, "period": period, "version": 1} for scope, period in sorted(periods)]
-    await session.execute(statement, rows)
+    await insert_rows(session, _P, rows, conflict=("scope", "period"), update={"version": lambda _: _P.c.version + 1})
 
 
 async def period_versions(session: AsyncSession, scope: str) -> dict[int, int]:
     statement = select(_P.c.period, _P.c.version).where(_P.c.scope == scope)
     return {period: version for period, version in await session.execute(statement)}
-
-
-async def bump_versions(session: AsyncSession, scopes: Iterable[str]) -> None:
-    insert = _insert(session)
-    statement = insert(_V)
-    statement = statement.on_conflict_do_update(index_elements=["scope"], set_={"version": _V.c.version + 1})
-    # Sorted, so concurrent writers lock scope rows in one order.
-    await session.execute(statement, [{"scope": s, "version": 1, "published_version": 0} for s in sorted(scopes)])
 
 
 async def counters_of(
@@ -523,7 +505,7 @@ async def reset_projection(session: AsyncSession) -> None:
     """Empty the projection tables (not the scope versions or the daily history)."""
     # Every period's figures are stale now, whatever the replay changes or leaves out.
     await session.execute(update(_P).values(version=_P.c.version + 1))
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         names = ", ".join(table.name for table in PROJECTION_TABLES)
         await session.execute(text(f"TRUNCATE {names}"))
     else:

@@ -9,9 +9,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import String, Uuid, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from shared.db.bulk import insert_rows
 
 
 class ProcessedMessageMixin:
@@ -38,10 +39,6 @@ async def claim_new(
     returns the id only if that transaction rolled back, so exactly one consumer applies it.
     """
     wanted = set(event_ids)
-    if not wanted:
-        return set()
     table = model.__table__  # type: ignore[attr-defined]
-    insert = postgresql.insert if session.sync_session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
-    rows = await session.execute(statement, [{"consumer": consumer, "event_id": e} for e in wanted])
-    return set(rows.scalars())
+    rows = [{"consumer": consumer, "event_id": event_id} for event_id in wanted]
+    return set(await insert_rows(session, table, rows, conflict=("consumer", "event_id"), returning=table.c.event_id))
