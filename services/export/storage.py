@@ -27,12 +27,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 
 from services.export.domain.ledger import LedgerEntry, Operation, RevisionState, Status
 from shared.db import ProcessedMessageMixin
+from shared.db.bulk import insert_rows, upsert
 from shared.db.types import UtcDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -155,10 +155,6 @@ class Transactions:
             yield session
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 # --- consumption --------------------------------------------------------------------------------------------
 
 # The consumer reads and writes these as plain rows, never as ORM objects: building, tracking and flushing
@@ -190,10 +186,8 @@ class BatchState:
 async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> BatchState:
     """Load (and on PostgreSQL lock) the children's rows and their ledger entries: the delivery worker's
     claims wait for this transaction, so planning never races a claim."""
-    await session.execute(
-        _insert(session)(_CHILDREN)
-        .values([{"pseudonym": p, "reserved": False} for p in pseudonyms])
-        .on_conflict_do_nothing(index_elements=["pseudonym"])
+    await insert_rows(
+        session, _CHILDREN, [{"pseudonym": p, "reserved": False} for p in pseudonyms], conflict=["pseudonym"]
     )
     children = _CHILDREN.c
     reserved = {
@@ -248,33 +242,19 @@ async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> 
     return BatchState(reserved, stored, revisions, ledger)
 
 
-async def _upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows`, or update the rows already there with the same primary key, in one statement. At most
-    one row per key: PostgreSQL refuses to update a row twice in one statement."""
-    if not rows:
-        return
-    keys = [column.name for column in table.primary_key]
-    statement = _insert(session)(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=keys,
-        set_={column.name: statement.excluded[column.name] for column in table.columns if column.name not in keys},
-    )
-    await session.execute(statement, rows)
-
-
 async def save_reservations(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """`children` rows (pseudonym, reserved, reservation_changed_at), one per child."""
-    await _upsert(session, _CHILDREN, rows)
+    await upsert(session, _CHILDREN, rows)
 
 
 async def save_sources(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """`sources` rows (every column), one per record key."""
-    await _upsert(session, _SOURCES, rows)
+    await upsert(session, _SOURCES, rows)
 
 
 async def save_revisions(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """`record_states` rows (every column), one per record id."""
-    await _upsert(session, _RECORD_STATES, rows)
+    await upsert(session, _RECORD_STATES, rows)
 
 
 async def append_to_ledger(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

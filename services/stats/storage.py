@@ -36,7 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, Tumour
 from shared.db import ProcessedMessageMixin
-from shared.db.bulk import insert_rows, is_postgresql, replace
+from shared.db.bulk import insert_rows, is_postgresql, upsert
 from shared.events import FormType
 from shared.events.stats import ReminderKind, ReminderStatus
 
@@ -173,11 +173,6 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + _CHUNK]
 
 
-async def _upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> None:
-    others = replace(column.name for column in table.columns if column.name not in keys)
-    await insert_rows(session, table, rows, conflict=keys, update=others)
-
-
 def with_page_cache(engine: AsyncEngine) -> AsyncEngine:
     """Give SQLite connections a 256 MiB page cache (allocated only as pages are read): the working set
     of processed ids, facts and counters outgrows the 2 MiB default after a few hundred thousand
@@ -290,7 +285,7 @@ async def load_children(session: AsyncSession, pseudonyms: Iterable[str]) -> dic
 
 
 async def save_tumours(session: AsyncSession, tumours: Iterable[Tumour]) -> None:
-    await _upsert(session, _T, [_tumour_row(t) for t in tumours], ("pseudonym", "hospital_id", "tumour_ref"))
+    await upsert(session, _T, [_tumour_row(t) for t in tumours])
 
 
 async def children_due(session: AsyncSession, today: date, limit: int) -> list[str]:
@@ -340,7 +335,7 @@ async def save_submissions(session: AsyncSession, submissions: Iterable[Submissi
         }
         for s in submissions
     ]
-    await _upsert(session, _S, rows, ("submission_id",))
+    await upsert(session, _S, rows)
 
 
 # --- reminders -------------------------------------------------------------------------------------
@@ -391,7 +386,7 @@ async def save_reminders(session: AsyncSession, reminders: Iterable[Reminder]) -
         }
         for r in reminders
     ]
-    await _upsert(session, _R, rows, ("reminder_id",))
+    await upsert(session, _R, rows)
 
 
 async def outstanding_reminders(session: AsyncSession, hospital_id: str | None) -> list[Reminder]:
@@ -477,12 +472,7 @@ async def mark_published(session: AsyncSession, versions: dict[str, int]) -> Non
 
 
 async def save_daily(session: AsyncSession, scope: str, day: date, version: int, snapshot: str) -> None:
-    await _upsert(
-        session,
-        _D,
-        [{"scope": scope, "day": day, "version": version, "snapshot": snapshot}],
-        ("scope", "day"),
-    )
+    await upsert(session, _D, [{"scope": scope, "day": day, "version": version, "snapshot": snapshot}])
 
 
 async def daily_snapshots(session: AsyncSession, scope: str, first: date, last: date) -> list[DailySnapshotRow]:

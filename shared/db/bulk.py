@@ -62,6 +62,13 @@ async def insert_rows(
     return list((await session.execute(statement.returning(returning), parameters)).scalars())
 
 
+async def upsert(session: AsyncSession, table: Table, rows: Rows) -> None:
+    """Insert `rows`, or replace every other column of the row already there with the same primary key."""
+    keys = [column.name for column in table.primary_key]
+    others = replace(column.name for column in table.columns if column.name not in keys)
+    await insert_rows(session, table, rows, conflict=keys, update=others)
+
+
 def _on_conflict(statement: Any, conflict: Sequence[str], update: Update | None) -> Any:
     if update is None:
         return statement.on_conflict_do_nothing(index_elements=list(conflict))
@@ -71,6 +78,7 @@ def _on_conflict(statement: Any, conflict: Sequence[str], update: Update | None)
 
 def replace(columns: Iterable[str]) -> Update:
     """An `update` that takes these columns from the offered row."""
+
     def offered(name: str) -> Callable[[Any], Any]:
         return lambda row: row[name]
 
