@@ -21,7 +21,7 @@ from shared.db import claim_new
 from shared.events import ReservationRegistered, ReservationWithdrawn, SubmissionValidated
 from shared.events.base import utcnow
 from shared.kafka import Delivery
-from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
+from shared.observability.metrics import count_consumed
 
 CONSUMER = "export"
 log = logging.getLogger(__name__)
@@ -88,15 +88,16 @@ class ExportApplication:
         async with self._transactions.begin() as session:
             new = await claim_new(session, ProcessedMessage, CONSUMER, [d.event.event_id for d in batch])
             fresh: list[ConsumedEvent] = []
+            outcomes = []
             for delivery in batch:  # in offset order: per-child order
-                if delivery.event.event_id not in new:
-                    EVENTS_DUPLICATE_TOTAL.labels(service=CONSUMER, topic=delivery.topic).inc()
-                    continue
-                new.discard(delivery.event.event_id)  # a duplicate inside one batch, too
-                fresh.append(delivery.event)
-                EVENTS_PROCESSED_TOTAL.labels(service=CONSUMER, topic=delivery.topic).inc()
+                applied = delivery.event.event_id in new
+                outcomes.append((delivery.topic, applied))
+                if applied:
+                    new.discard(delivery.event.event_id)  # a duplicate inside one batch, too
+                    fresh.append(delivery.event)
             if fresh:
                 queued = await self._apply(session, fresh)
+        count_consumed(CONSUMER, outcomes)
         if queued:
             self._on_queued()
 

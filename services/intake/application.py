@@ -82,7 +82,7 @@ from shared.events.submissions import Channel, Child, HospitalSubmission
 from shared.hospitals import BY_ID
 from shared.kafka import Delivery
 from shared.observability.logging import log_extra
-from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
+from shared.observability.metrics import count_consumed
 from shared.pseudonym import Pseudonymiser
 from shared.settings import key_bytes
 from shared.topics import RECEIPTS, RESERVATIONS, SUBMISSIONS_RECEIVED
@@ -642,15 +642,15 @@ class Intake:
             loaded = await Known.load_submissions(
                 session, {d.event.submission_id for d in batch if d.event.event_id in new}
             )
+            outcomes = []
             for delivery in batch:
                 event = delivery.event
-                if event.event_id not in new:
-                    EVENTS_DUPLICATE_TOTAL.labels(service="intake", topic=delivery.topic).inc()
-                    continue
-                new.discard(event.event_id)
-                EVENTS_PROCESSED_TOTAL.labels(service="intake", topic=delivery.topic).inc()
-                changed |= await self._decide(session, event)
+                outcomes.append((delivery.topic, event.event_id in new))
+                if event.event_id in new:
+                    new.discard(event.event_id)
+                    changed |= await self._decide(session, event)
             del loaded
+        count_consumed("intake", outcomes)
         if changed:
             self._notify()
 

@@ -32,7 +32,7 @@ from shared.events import ReceiptIssued, ReceiptStatus, SubmissionRejected, Subm
 from shared.events.base import derived_event_id
 from shared.events.stats import REGISTRY_SCOPE, Figures, ReminderChanged, ReminderKind, ReminderStatus, StatsSnapshot
 from shared.kafka import Delivery, Outgoing
-from shared.observability.metrics import EVENTS_DUPLICATE_TOTAL, EVENTS_PROCESSED_TOTAL
+from shared.observability.metrics import count_consumed
 from shared.topics import REMINDERS, STATS_SNAPSHOTS
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,11 @@ class StatsApplication:
         """The batch handler: apply in one transaction, then count what was applied."""
         result = await self.apply([delivery.event for delivery in batch])
         applied = {event.event_id for event in result.applied}
+        outcomes = []
         for delivery in batch:
-            metric = EVENTS_PROCESSED_TOTAL if delivery.event.event_id in applied else EVENTS_DUPLICATE_TOTAL
-            metric.labels(service="stats", topic=delivery.topic).inc()
+            outcomes.append((delivery.topic, delivery.event.event_id in applied))
             applied.discard(delivery.event.event_id)  # a duplicate inside the batch counts as one
+        count_consumed("stats", outcomes)
 
     async def apply(self, events: Sequence[InputEvent], *, announce: bool = True) -> Applied:
         """Apply the events not seen before; publish the reminders they open or clear (unless a replay

@@ -3,6 +3,9 @@ the process's default registry, which `/metrics` serves together with FastStream
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Histogram
 
 EVENTS_PROCESSED_TOTAL = Counter(
@@ -15,6 +18,15 @@ EVENTS_DUPLICATE_TOTAL = Counter(
     "Redelivered or replayed events recognised as already processed and skipped.",
     ["service", "topic"],
 )
+
+
+def count_consumed(service: str, events: Iterable[tuple[str, bool]]) -> None:
+    """Count a batch's events, given (topic, applied) for each, with one `inc` per topic and outcome:
+    looking up the labelled counter for every event was a few per cent of a batch's CPU."""
+    for (topic, applied), count in Tally(events).items():
+        (EVENTS_PROCESSED_TOTAL if applied else EVENTS_DUPLICATE_TOTAL).labels(service=service, topic=topic).inc(count)
+
+
 BATCH_SECONDS = Histogram(
     "registry_batch_seconds",
     "Time to apply one consumed batch durably (database commit and downstream publishes).",
