@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.stats import storage
+from services.stats import application, storage
 from services.stats.application import StatsApplication
 from services.stats.domain.figures import TOTAL
 from services.stats.tests.conftest import ManualClock, Published, stats_settings
@@ -141,3 +142,29 @@ async def test_a_day_keeps_its_last_snapshot_and_quiet_days_carry_it_forward(
     assert fourteenth == thirteenth
     assert thirteenth.total == (await stats.current("ous")).total
     assert await stats.daily("ous", date(2024, 1, 1), date(2024, 1, 31)) == []
+
+
+async def test_publishing_takes_at_most_a_tenth_of_the_time(
+    stats: StatsApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [100.0]
+    waits: list[float] = []
+
+    async def slow_flush() -> list[StatsSnapshot]:
+        now[0] += 0.2  # a flush that recomputed many periods
+        return []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        raise asyncio.CancelledError  # one round is enough
+
+    monkeypatch.setattr(stats, "flush", slow_flush)
+    monkeypatch.setattr(application.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(application.asyncio, "sleep", sleep)
+    stats._reminders_changed = False
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(stats.run_publisher(), timeout=5)
+
+    assert waits == [pytest.approx(9 * 0.2)]
+    assert waits[0] > stats.settings.snapshot_interval_s
