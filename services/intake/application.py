@@ -364,8 +364,11 @@ class Intake:
             raise Refused(issues)
 
         now = self._clock()
-        in_vault = pseudonym in known.vault if known is not None else await vault_entry(session, pseudonym) is not None
-        if not in_vault:
+        if known is not None:
+            # Read in the batch's serialised transaction, so exact: the entry joins the batch's one flush.
+            if pseudonym not in known.vault:
+                session.add(self._vault_entry(identity, pseudonym, now))
+        elif await vault_entry(session, pseudonym) is None:
             await add_to_vault(session, self._vault_entry(identity, pseudonym, now))
         event = SubmissionReceived(
             event_id=derived_event_id(submission.submission_id, "received"),

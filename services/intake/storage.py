@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import ProcessedMessageMixin
 from shared.db.types import UtcDateTime
@@ -85,6 +85,9 @@ class Submission(Base):
     status: Mapped[str] = mapped_column(String(10), default=ReceiptStatus.RECEIVED.value)
     decided_at: Mapped[datetime | None]
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Never loaded (nor assigned): it tells the unit of work that a flush inserts vault entries before the
+    # submissions that refer to them, so a batch can add both and write them in one flush.
+    child: Mapped[VaultEntry] = relationship(lazy="raise", viewonly=False)
 
     __table_args__ = (
         Index("ix_submissions_chain", "hospital_id", "tumour_ref", "received_at"),
