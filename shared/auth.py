@@ -96,11 +96,12 @@ def issue_token(path: Path, name: str, role: Role, hospital_id: str | None = Non
 _bearer = HTTPBearer(auto_error=False, description="A hospital or staff API token")
 
 
-def current_principal(
+async def current_principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """FastAPI dependency: 401 for a missing or unknown token. The app keeps its `TokenStore` on
-    `app.state.tokens`."""
+    `app.state.tokens`. Async although it never awaits: FastAPI runs a plain `def` dependency in a worker
+    thread, and the hop there and back cost more than the few microseconds of hashing."""
     store: TokenStore = request.app.state.tokens
     principal = store.authenticate(credentials.credentials) if credentials else None
     if principal is None:
@@ -110,7 +111,7 @@ def current_principal(
     return principal
 
 
-def require_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_staff(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if principal.role is not Role.STAFF:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "registry staff only")
     return principal
