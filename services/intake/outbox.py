@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -127,8 +128,8 @@ class OutboxRelay:
                 await self._send(rows)
                 async with self._db.transaction() as session:
                     await mark_sent(session, [row.seq for row in rows], self._clock())
-        for row in rows:
-            OUTBOX_PUBLISHED_TOTAL.labels(topic=row.topic).inc()
+        for topic, count in Tally(row.topic for row in rows).items():
+            OUTBOX_PUBLISHED_TOTAL.labels(topic=topic).inc(count)
         return len(rows)
 
     async def refresh_backlog(self) -> int:
