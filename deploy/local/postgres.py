@@ -155,6 +155,10 @@ class LocalPostgres:
             # TCP only: no socket in /var/run/postgresql, which may be missing or owned by another server.
             "unix_socket_directories = ''",
             "max_connections = 200",
+            # The default 128 MB is sized for a small shared host. A replay's working set (processed ids,
+            # submissions, tumours: random keys, so scattered pages) outgrows it at a few hundred thousand
+            # events, and every miss goes to the kernel's cache. Taken only as pages are used.
+            "shared_buffers = 1GB",
         ]
         if not self.durable:
             # A test server is thrown away after the session: trade crash safety for speed.
