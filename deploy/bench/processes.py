@@ -233,6 +233,28 @@ class LedgerWatch:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
+async def _paced_to_stats(
+    watch: SnapshotWatch, port: int, tokens: dict[str, str], items: Sequence[Item], rate: float
+) -> dict[str, Any]:
+    base = watch.decided
+    paced = await open_loop(HOST, port, list(submission_requests(items, tokens, port)), rate=rate)
+    accepted_due = sorted(due for _, due, _, status in paced.timeline if status == 202)
+    await watch.wait_for(base + len(accepted_due), quiet_s=10, timeout_s=120)
+    latencies = []
+    for k, due in enumerate(accepted_due, start=1):
+        reflected = watch.first_at_least(base + k)
+        if reflected is not None:
+            latencies.append(reflected - due)
+    lat = LoadResult(latencies=latencies)
+    return {
+        "http": paced.as_dict(),
+        "reflected": len(latencies),
+        "of": len(accepted_due),
+        "to_stats_p50_ms": round(1000 * lat.percentile(50), 1),
+        "to_stats_p99_ms": round(1000 * lat.percentile(99), 1),
+    }
+
+
 def _by_child(item: Item) -> int:
     return zlib.crc32(str(item.payload["patient"]["national_id"]).encode()) % 10
 
@@ -256,32 +278,23 @@ async def end_to_end(
     result: dict[str, Any] = {"snapshot_interval_s": 0.05}
     try:
         port = platform.port("intake")
-        # 1. Latency: a steady 500 per second over HTTP; submission k (in the order sent) is reflected when
-        #    the registry snapshot first counts k decided submissions more than before.
-        # One stream for both parts (tumour references are the hospitals' own numbering: two streams would
+        # 1. Latency: a steady rate over HTTP; submission k (in the order sent) is reflected when the
+        #    registry snapshot first counts k decided submissions more than before. At 500/s (the target),
+        #    then at 200/s, below what the platform sustains here: the pipeline's own latency, no queue.
+        # One stream for all parts (tumour references are the hospitals' own numbering: two streams would
         # reuse them for other children), from 2019 on, so NOPHO-Care export has work.
-        stream = list(events.items(int(500 * paced_seconds) + submissions, seed=7, start_year=2019, years=7))
-        paced_items, burst = stream[: int(500 * paced_seconds)], stream[int(500 * paced_seconds) :]
+        rates = (500, 200)
+        counts = [int(rate * paced_seconds) for rate in rates]
+        stream = list(events.items(sum(counts) + submissions, seed=7, start_year=2019, years=7))
         intake = events._Intake()
-        for item in paced_items:
-            intake.received(item)
-        base = watch.decided
-        paced = await open_loop(HOST, port, list(submission_requests(paced_items, platform.tokens, port)), rate=500)
-        accepted_due = sorted(due for _, due, _, status in paced.timeline if status == 202)
-        await watch.wait_for(base + len(accepted_due), quiet_s=10, timeout_s=120)
-        latencies = []
-        for k, due in enumerate(accepted_due, start=1):
-            reflected = watch.first_at_least(base + k)
-            if reflected is not None:
-                latencies.append(reflected - due)
-        lat = LoadResult(latencies=latencies)
-        result["at_500_per_s"] = {
-            "http": paced.as_dict(),
-            "reflected": len(latencies),
-            "of": len(accepted_due),
-            "to_stats_p50_ms": round(1000 * lat.percentile(50), 1),
-            "to_stats_p99_ms": round(1000 * lat.percentile(99), 1),
-        }
+        start = 0
+        for rate, count in zip(rates, counts, strict=True):
+            paced_items = stream[start : start + count]
+            start += count
+            for item in paced_items:
+                intake.received(item)
+            result[f"at_{rate}_per_s"] = await _paced_to_stats(watch, port, platform.tokens, paced_items, rate)
+        burst = stream[start:]
 
         # 2. Throughput: a burst, nine children in ten through the inbound topic, the rest over HTTP.
         over_http = [item for item in burst if _by_child(item) == 0]

@@ -81,6 +81,12 @@ ROWS = [
         lambda v: v < 250,
         higher_is_better=False,
     ),
+    Row(
+        "end to end: to stats p99 at 200/s",
+        _at("end_to_end", "at_200_per_s", "to_stats_p99_ms"),
+        "ms",
+        higher_is_better=False,
+    ),
     Row("HTTP intake: max", _at("http_intake", "max", "per_second"), "req/s", "≥ 1,500", lambda v: v >= 1500),
     Row(
         "HTTP intake: p99 at 500/s",
