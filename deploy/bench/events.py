@@ -24,14 +24,13 @@ from deploy.synthetic import GeneratorConfig, Item, Kind, generate
 from services.intake.crypto import registry_pseudonymiser
 from services.intake.domain.identity import IdentityError, parse_national_id
 from services.intake.domain.receipts import received_receipt
-from services.intake.domain.submissions import Precedent, Refused, parse_submission, supersession
+from services.intake.domain.submissions import Precedent, Refused, parse_submission, received_event, supersession
 from services.validation.application import Validation, case_of
 from services.validation.domain import assess, reference
 from services.validation.storage import TumourLedger
 from shared.events import SubmissionReceived
-from shared.events.base import derived_event_id
 from shared.events.forms import FormType
-from shared.events.submissions import Channel, Child
+from shared.events.submissions import Channel
 from shared.topics import RECEIPTS, SUBMISSIONS_RECEIVED, SUBMISSIONS_REJECTED, SUBMISSIONS_VALIDATED, TopicSpec
 
 BENCH_PSEUDONYM_KEY = b"registry-benchmark-pseudonym-key-32-bytes-long!!"  # not a secret: synthetic data only
@@ -79,20 +78,7 @@ class _Intake:
             )
         )
         received_at = submission.made_at + timedelta(minutes=5)
-        return SubmissionReceived(
-            event_id=derived_event_id(submission.submission_id, "received"),
-            occurred_at=received_at,
-            submission_id=submission.submission_id,
-            hospital_id=submission.hospital_id,
-            child=Child(pseudonym=pseudonym, birth_date=identity.birth_date, sex=identity.sex),
-            form_version=submission.form_version,
-            form=form,
-            made_at=submission.made_at,
-            received_at=received_at,
-            channel=Channel.KAFKA,
-            report_id=lineage.report_id,
-            supersedes=lineage.supersedes,
-        )
+        return received_event(submission, identity, pseudonym, lineage, Channel.KAFKA, received_at)
 
 
 def received_stream(count: int, seed: int = 1, *, receipts: bool = True) -> Iterator[Record]:

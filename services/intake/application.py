@@ -44,6 +44,7 @@ from services.intake.domain.submissions import (
     canonical,
     check_submission,
     parse_submission,
+    received_event,
     schema_issues,
     supersession,
 )
@@ -72,13 +73,12 @@ from shared.db import claim_new
 from shared.events import (
     Finding,
     ReceiptStatus,
-    SubmissionReceived,
     SubmissionRejected,
     SubmissionValidated,
 )
-from shared.events.base import derived_event_id, utcnow
+from shared.events.base import utcnow
 from shared.events.forms import FormType
-from shared.events.submissions import Channel, Child, HospitalSubmission
+from shared.events.submissions import Channel, HospitalSubmission
 from shared.hospitals import BY_ID
 from shared.kafka import Delivery
 from shared.observability.logging import log_extra
@@ -370,20 +370,7 @@ class Intake:
                 session.add(self._vault_entry(identity, pseudonym, now))
         elif await vault_entry(session, pseudonym) is None:
             await add_to_vault(session, self._vault_entry(identity, pseudonym, now))
-        event = SubmissionReceived(
-            event_id=derived_event_id(submission.submission_id, "received"),
-            occurred_at=now,
-            submission_id=submission.submission_id,
-            hospital_id=submission.hospital_id,
-            child=Child(pseudonym=pseudonym, birth_date=identity.birth_date, sex=identity.sex),
-            form_version=submission.form_version,
-            form=form,
-            made_at=submission.made_at,
-            received_at=now,
-            channel=channel,
-            report_id=lineage.report_id,
-            supersedes=lineage.supersedes,
-        )
+        event = received_event(submission, identity, pseudonym, lineage, channel, now)
         row = Submission(
             submission_id=submission.submission_id,
             hospital_id=submission.hospital_id,

@@ -19,8 +19,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.intake.domain.identity import NationalIdentity
+from shared.events import SubmissionReceived
+from shared.events.base import derived_event_id
 from shared.events.forms import DiagnosisForm, FormType
-from shared.events.submissions import HospitalSubmission
+from shared.events.submissions import Channel, Child, HospitalSubmission
 
 _FORM_TAGS = {t.value for t in FormType}
 
@@ -148,6 +150,32 @@ def supersession(
             )
         )
     return Lineage(corrected.report_id, corrected.submission_id), issues
+
+
+def received_event(
+    submission: HospitalSubmission,
+    identity: NationalIdentity,
+    pseudonym: str,
+    lineage: Lineage,
+    channel: Channel,
+    received_at: datetime,
+) -> SubmissionReceived:
+    """The event that intake received `submission` (validation's input), about the child `pseudonym`
+    stands for. Its id comes from the submission's: registering it again yields the same event."""
+    return SubmissionReceived(
+        event_id=derived_event_id(submission.submission_id, "received"),
+        occurred_at=received_at,
+        submission_id=submission.submission_id,
+        hospital_id=submission.hospital_id,
+        child=Child(pseudonym=pseudonym, birth_date=identity.birth_date, sex=identity.sex),
+        form_version=submission.form_version,
+        form=submission.form,
+        made_at=submission.made_at,
+        received_at=received_at,
+        channel=channel,
+        report_id=lineage.report_id,
+        supersedes=lineage.supersedes,
+    )
 
 
 def _corrected(submission: HospitalSubmission, earlier: Sequence[Precedent]) -> tuple[Precedent | None, Issue | None]:
