@@ -20,10 +20,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from deploy.local.kafka import pick_free_ports
-from deploy.local.platform import SERVICES, LocalPlatform, ServiceProcess
+from deploy.local.platform import LocalPlatform
 from deploy.synthetic.identity import synthetic_number
 from tests.e2e.test_flow import eventually
+from tests.fixtures.platform import running_platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
 
@@ -33,24 +33,14 @@ TODAY = datetime.now(ZoneInfo("Europe/Oslo")).date()  # the registry's day: "thi
 
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    wanted = [s for s in SERVICES if s.name in NEEDED]
-    ports = pick_free_ports(len(wanted))
-    platform = LocalPlatform(
+    with running_platform(
         tmp_path_factory.mktemp("platform"),
         kafka_bootstrap,
-        services=tuple(ServiceProcess(s.name, port) for s, port in zip(wanted, ports, strict=True)),
-        topic_prefix=f"browser{uuid.uuid4().hex[:8]}.",
+        topic_prefix="browser",
         extra_env={"STATS_SNAPSHOT_INTERVAL_S": "0.2"},
-    )
-    platform.demo_tokens()  # before the services start: they load the token digests once
-    try:
-        for service in platform.services:
-            platform.start_service(service)
-        for service in platform.services:
-            platform.wait_ready(service, timeout=120)
+        only=NEEDED,
+    ) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 class Hospital:

@@ -20,33 +20,23 @@ import httpx
 import pytest
 import sqlalchemy
 
-from deploy.local.kafka import pick_free_ports
-from deploy.local.platform import SERVICES, LocalPlatform, ServiceProcess
+from deploy.local.platform import LocalPlatform
 from deploy.synthetic.identity import synthetic_number
 from services.export.sinks.sql import RECORDS
+from tests.fixtures.platform import running_platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
-    ports = pick_free_ports(len(SERVICES))
-    platform = LocalPlatform(
+    with running_platform(
         tmp_path_factory.mktemp("platform"),
         kafka_bootstrap,
-        services=tuple(ServiceProcess(s.name, port) for s, port in zip(SERVICES, ports, strict=True)),
-        topic_prefix=f"e2e{uuid.uuid4().hex[:8]}.",
+        topic_prefix="e2e",
         extra_env={"STATS_SNAPSHOT_INTERVAL_S": "0.2", "EXPORT_POLL_INTERVAL_S": "0.5", "LOG_JSON": "true"},
-    )
-    platform.demo_tokens()  # before the services start: they load the token digests once
-    try:
-        for service in platform.services:
-            platform.start_service(service)
-        for service in platform.services:
-            platform.wait_ready(service, timeout=120)
+    ) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 def eventually(probe: Callable[[], Any], within: float = 60.0) -> Any:
