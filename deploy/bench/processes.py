@@ -279,11 +279,12 @@ async def end_to_end(
     try:
         port = platform.port("intake")
         # 1. Latency: a steady rate over HTTP; submission k (in the order sent) is reflected when the
-        #    registry snapshot first counts k decided submissions more than before. At 500/s (the target),
-        #    then at 200/s, below what the platform sustains here: the pipeline's own latency, no queue.
+        #    registry snapshot first counts k decided submissions more than before. At 200/s first, below
+        #    what the platform sustains here (the pipeline's own latency, no queue), then at 500/s (the
+        #    target).
         # One stream for all parts (tumour references are the hospitals' own numbering: two streams would
         # reuse them for other children), from 2019 on, so NOPHO-Care export has work.
-        rates = (500, 200)
+        rates = (200, 500)
         counts = [int(rate * paced_seconds) for rate in rates]
         stream = list(events.items(sum(counts) + submissions, seed=7, start_year=2019, years=7))
         intake = events._Intake()
