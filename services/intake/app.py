@@ -51,7 +51,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         max_backoff_s=settings.outbox_max_backoff_s,
     )
     intake = Intake(settings, db, relay.notify)
-    subscribe(service, intake, Sealer(key_bytes(settings.vault_key), Purpose.DEAD_LETTERS))
+    subscribe(service, intake, Sealer(key_bytes(settings.vault_key), Purpose.DEAD_LETTERS), settings.consumer_batch)
     service.on_start.append(relay.start)
     service.on_stop.append(relay.stop)
     app = service.http_app(title="Registry intake", description=DESCRIPTION, routers=[api.router], version="1")

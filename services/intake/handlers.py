@@ -34,8 +34,10 @@ def inbound_group(service: Service) -> str:
     return f"{service.settings.consumer_group}-inbound"
 
 
-def subscribe(service: Service, intake: Intake, dead_letter_sealer: Sealer) -> None:
+def subscribe(service: Service, intake: Intake, dead_letter_sealer: Sealer, max_batch: int) -> None:
+    """`max_batch`: records per transaction (see `IntakeSettings.consumer_batch`)."""
     kafka = service.settings.kafka
+    kafka = kafka.model_copy(update={"max_batch": min(kafka.max_batch, max_batch)})
     subscribe_batch(
         service.broker,
         service="intake",
