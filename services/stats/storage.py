@@ -41,8 +41,11 @@ from shared.events import FormType
 from shared.events.stats import ReminderKind, ReminderStatus
 
 CONSUMER = "stats"  # the processed-ids consumer name of the stats subscription (and of a replay)
-_FORM_TYPES = {member.value: member for member in FormType}  # a dict lookup is much cheaper than FormType(value)
+# Dict lookups: much cheaper than FormType(value) and the like, once per row of every batch.
+_FORM_TYPES = {member.value: member for member in FormType}
 _OUTCOMES = {member.value: member for member in Outcome}
+_KINDS = {member.value: member for member in ReminderKind}
+_STATUSES = {member.value: member for member in ReminderStatus}
 _CHUNK = 2000  # rows per IN (...) list: well inside SQLite's and PostgreSQL's parameter limits
 
 
@@ -347,11 +350,11 @@ def _reminder_from(row: Any) -> Reminder:
         pseudonym=row.pseudonym,
         hospital_id=row.hospital_id,
         tumour_ref=row.tumour_ref,
-        kind=ReminderKind(row.kind),
+        kind=_KINDS[row.kind],
         follow_up_year=row.follow_up_year,
         diagnosis_date=row.diagnosis_date,
         due_date=row.due_date,
-        status=ReminderStatus(row.status),
+        status=_STATUSES[row.status],
         transitions=row.transitions,
         changed_on=row.changed_on,
     )
