@@ -9,9 +9,8 @@ page, and its event stream carries nothing of another hospital's. Screenshots go
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from deploy.local.platform import LocalPlatform
 from deploy.synthetic.identity import synthetic_number
 from tests.e2e.test_flow import eventually
+from tests.fixtures.forms import diagnosis_submission
 from tests.fixtures.platform import running_platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow, pytest.mark.browser]
@@ -58,25 +58,7 @@ class Hospital:
             for candidate in range(individual, individual + 40, 2)
             if (number := synthetic_number(date(2015, 3, 14), male=False, individual=candidate))
         )
-        body = {
-            "submission_id": str(uuid.uuid4()),
-            "hospital_id": self.id,
-            "form_version": 1,
-            "made_at": datetime.now(UTC).isoformat(),
-            "patient": {"national_id": national_id},
-            "form": {
-                "form_type": "diagnosis",
-                "tumour_ref": tumour_ref,
-                "sex": "female",
-                "diagnosis_date": diagnosed.isoformat(),
-                "topography": "C71.6",
-                "morphology": "9470",
-                "behaviour": 3,
-                "grade": 4,
-                "laterality": "not_paired",
-                "basis": 7,
-            },
-        }
+        body = diagnosis_submission(self.id, national_id, tumour_ref, diagnosed=diagnosed, laterality="not_paired")
         response = httpx.post(f"{self.url}/v1/submissions", json=body, headers=self.headers)
         assert response.status_code == 202, response.text
 

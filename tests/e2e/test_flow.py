@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import sqlalchemy
 from deploy.local.platform import LocalPlatform
 from deploy.synthetic.identity import synthetic_number
 from services.export.sinks.sql import RECORDS
+from tests.fixtures.forms import diagnosis_submission
 from tests.fixtures.platform import running_platform
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
@@ -58,25 +59,10 @@ def test_a_submission_travels_the_whole_flow_and_a_reservation_retracts_it(platf
     assert national_id is not None
     diagnosed = date.today() - timedelta(days=20)
     submission_id = str(uuid.uuid4())
-    body = {
-        "submission_id": submission_id,
-        "hospital_id": "ous",
-        "form_version": 1,
-        "made_at": datetime.now(UTC).isoformat(),
-        "patient": {"national_id": national_id},
-        "form": {
-            "form_type": "diagnosis",
-            "tumour_ref": "E2E-1",
-            "sex": "male",
-            "diagnosis_date": diagnosed.isoformat(),
-            "topography": "C71.6",
-            "morphology": "9470",
-            "behaviour": 3,
-            "grade": 4,
-            "laterality": "not_paired",
-            "basis": 7,
-        },
-    }
+    body = diagnosis_submission(
+        "ous", national_id, "E2E-1", diagnosed=diagnosed, sex="male", submission_id=submission_id,
+        laterality="not_paired",
+    )  # fmt: skip
 
     # 1. intake: durable and acknowledged.
     response = httpx.post(f"{intake}/v1/submissions", json=body, headers=hospital)

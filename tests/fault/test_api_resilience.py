@@ -9,7 +9,6 @@ import asyncio
 import json
 import statistics
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +20,7 @@ import pytest
 
 from deploy.synthetic.identity import synthetic_number
 from tests.fault.harness import ARTIFACTS, FaultPlatform
+from tests.fixtures.forms import diagnosis_submission
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
@@ -50,24 +50,7 @@ def _children(count: int, birth: date) -> list[str]:
 
 
 def _diagnosis(national_id: str, tumour_ref: str) -> dict[str, Any]:
-    return {
-        "submission_id": str(uuid.uuid4()),
-        "hospital_id": "ous",
-        "form_version": 1,
-        "made_at": datetime.now(UTC).isoformat(),
-        "patient": {"national_id": national_id},
-        "form": {
-            "form_type": "diagnosis",
-            "tumour_ref": tumour_ref,
-            "sex": "male",
-            "diagnosis_date": (date.today() - timedelta(days=20)).isoformat(),
-            "topography": "C71.6",
-            "morphology": "9470",
-            "behaviour": 3,
-            "grade": 4,
-            "basis": 7,
-        },
-    }
+    return diagnosis_submission("ous", national_id, tumour_ref, diagnosed=date.today() - timedelta(days=20), sex="male")
 
 
 async def _timed_submission(client: httpx.AsyncClient, platform: FaultPlatform, body: dict[str, Any]) -> float:

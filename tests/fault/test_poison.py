@@ -45,6 +45,7 @@ from shared.topics import (
     TopicSpec,
 )
 from tests.fault.harness import ARTIFACTS, FaultPlatform, _key, log, sink_rows
+from tests.fixtures.forms import diagnosis_submission
 
 pytestmark = [pytest.mark.fault, pytest.mark.kafka, pytest.mark.slow, pytest.mark.e2e]
 
@@ -130,24 +131,7 @@ DIAGNOSED = date.today() - timedelta(days=30)
 
 
 def _diagnosis(hospital: str, national_id: str, tumour_ref: str) -> dict[str, Any]:
-    return {
-        "submission_id": str(uuid.uuid4()),
-        "hospital_id": hospital,
-        "form_version": 1,
-        "made_at": datetime.now(UTC).isoformat(),
-        "patient": {"national_id": national_id},
-        "form": {
-            "form_type": "diagnosis",
-            "tumour_ref": tumour_ref,
-            "sex": "female",
-            "diagnosis_date": DIAGNOSED.isoformat(),
-            "topography": "C71.6",
-            "morphology": "9470",
-            "behaviour": 3,
-            "grade": 4,
-            "basis": 7,
-        },
-    }
+    return diagnosis_submission(hospital, national_id, tumour_ref, diagnosed=DIAGNOSED)
 
 
 def _early_treatment(diagnosis: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ import pytest
 
 from deploy.synthetic.identity import synthetic_number
 from tests.fault.harness import PLATFORM_SERVICES, FaultPlatform, settle
+from tests.fixtures.forms import diagnosis_submission
 
 pytestmark = [pytest.mark.security, pytest.mark.kafka, pytest.mark.slow, pytest.mark.e2e]
 
@@ -35,24 +36,7 @@ class Theirs:
 
 
 def _diagnosis(hospital: str, national_id: str, tumour_ref: str) -> dict[str, Any]:
-    return {
-        "submission_id": str(uuid.uuid4()),
-        "hospital_id": hospital,
-        "form_version": 1,
-        "made_at": datetime.now(UTC).isoformat(),
-        "patient": {"national_id": national_id},
-        "form": {
-            "form_type": "diagnosis",
-            "tumour_ref": tumour_ref,
-            "sex": "female",
-            "diagnosis_date": (date.today() - timedelta(days=45)).isoformat(),
-            "topography": "C71.6",
-            "morphology": "9470",
-            "behaviour": 3,
-            "grade": 4,
-            "basis": 7,
-        },
-    }
+    return diagnosis_submission(hospital, national_id, tumour_ref, diagnosed=date.today() - timedelta(days=45))
 
 
 def _child(individual: int) -> str:
