@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from shared.events import DeadLetter, ReservationRegistered
 from shared.kafka import Delivery, subscribe_batch
-from shared.kafka.codec import key_of
+from shared.kafka.codec import KeyOf, key_of
 from shared.kafka.consumer import RetryPolicy, is_transient
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.settings import KafkaSettings
@@ -37,8 +37,20 @@ def reservation(n: int) -> ReservationRegistered:
     )
 
 
+def database_away() -> Exception:
+    return OperationalError("select 1", {}, ConnectionRefusedError("database away"))
+
+
 class Harness:
-    def __init__(self, fail_on: set[int] | None = None, transient_failures: int = 0) -> None:
+    def __init__(
+        self,
+        fail_on: set[int] | None = None,
+        transient_failures: int = 0,
+        *,
+        transient_error: Callable[[], Exception] = database_away,
+        retry: RetryPolicy = FAST,
+        keys: dict[str, KeyOf] | None = None,
+    ) -> None:
         self.broker = KafkaBroker()
         self.applied: list[int] = []
         self.calls: list[list[int]] = []
@@ -51,7 +63,7 @@ class Harness:
             self.calls.append(ids)
             if self.transient_failures:
                 self.transient_failures -= 1
-                raise OperationalError("select 1", {}, ConnectionRefusedError("database away"))
+                raise transient_error()
             if self.fail_on & set(ids):
                 raise ValueError("cannot apply")
             self.applied.extend(ids)
@@ -64,7 +76,8 @@ class Harness:
             handler=handler,
             dead_letters=DeadLetterPublisher(self.broker, "export", "export"),
             settings=KafkaSettings(),
-            retry=FAST,
+            retry=retry,
+            keys=keys,
         )
 
         @self.broker.subscriber(DEAD_LETTERS.name)
@@ -74,6 +87,12 @@ class Harness:
     async def send(self, *values: bytes) -> Any:
         async with TestKafkaBroker(self.broker) as broker:
             return await broker.publish_batch(*values, topic=RESERVATIONS.name)
+
+    async def send_keyed(self, *records: tuple[bytes, bytes]) -> None:
+        """(value, key) records, one publish each."""
+        async with TestKafkaBroker(self.broker) as broker:
+            for value, key in records:
+                await broker.publish(value, RESERVATIONS.name, key=key)
 
 
 async def test_undecodable_records_are_dead_lettered_and_the_rest_applied() -> None:
@@ -112,35 +131,11 @@ async def test_persistent_transient_failure_fails_the_batch_for_redelivery() -> 
 
 
 async def test_a_record_keyed_otherwise_than_its_event_is_dead_lettered_unapplied() -> None:
-    broker = KafkaBroker()
-    applied: list[int] = []
-    dead: list[DeadLetter] = []
-
-    async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
-        applied.extend(d.event.reservation_id.int for d in batch)
-
-    subscribe_batch(
-        broker,
-        service="export",
-        group_id="export",
-        decoders={RESERVATIONS.name: ReservationRegistered.from_json},
-        handler=handler,
-        dead_letters=DeadLetterPublisher(broker, "export", "export"),
-        settings=KafkaSettings(),
-        retry=FAST,
-        keys={RESERVATIONS.name: key_of(RESERVATIONS)},
-    )
-
-    @broker.subscriber(DEAD_LETTERS.name)
-    async def collect(body: dict[str, Any]) -> None:
-        dead.append(DeadLetter.model_validate(body))
-
-    async with TestKafkaBroker(broker) as test_broker:
-        # The child's pseudonym is the key; another key would put the event in another partition.
-        await test_broker.publish(reservation(1).to_json(), RESERVATIONS.name, key=b"c" * 32)
-        await test_broker.publish(reservation(2).to_json(), RESERVATIONS.name, key=b"ous")
-    assert applied == [1]
-    [letter] = dead
+    harness = Harness(keys={RESERVATIONS.name: key_of(RESERVATIONS)})
+    # The child's pseudonym is the key; another key would put the event in another partition.
+    await harness.send_keyed((reservation(1).to_json(), b"c" * 32), (reservation(2).to_json(), b"ous"))
+    assert harness.applied == [1]
+    [letter] = harness.dead
     assert letter.error_type == "KeyMismatch"
     assert base64.b64decode(letter.key_b64 or "") == b"ous"
 
@@ -150,31 +145,10 @@ async def test_a_database_starting_up_or_shutting_down_is_retried_never_dead_let
     an outage, not a poison record."""
     assert is_transient(AdminShutdownError("terminating connection due to administrator command"))
     assert not is_transient(UniqueViolationError("duplicate key value"))
-    broker, outage = KafkaBroker(), [FAST.attempts + 1]
-    applied: list[int] = []
-    dead: list[dict[str, Any]] = []
-
-    async def handler(batch: Sequence[Delivery[ReservationRegistered]]) -> None:
-        if outage[0]:  # more failures in a row than a poison record gets attempts
-            outage[0] -= 1
-            raise CannotConnectNowError("the database system is starting up")
-        applied.extend(d.event.reservation_id.int for d in batch)
-
-    subscribe_batch(
-        broker,
-        service="export",
-        group_id="export",
-        decoders={RESERVATIONS.name: ReservationRegistered.from_json},
-        handler=handler,
-        dead_letters=DeadLetterPublisher(broker, "export", "export"),
-        settings=KafkaSettings(),
+    harness = Harness(
+        transient_failures=FAST.attempts + 1,  # more failures in a row than a poison record gets attempts
+        transient_error=lambda: CannotConnectNowError("the database system is starting up"),
         retry=RetryPolicy(attempts=2, transient_attempts=10, backoff_s=0.001),
     )
-
-    @broker.subscriber(DEAD_LETTERS.name)
-    async def collect(body: dict[str, Any]) -> None:
-        dead.append(body)
-
-    async with TestKafkaBroker(broker) as test_broker:
-        await test_broker.publish(reservation(1).to_json(), RESERVATIONS.name)
-    assert applied == [1] and dead == []
+    await harness.send(reservation(1).to_json())
+    assert harness.applied == [1] and harness.dead == []
