@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.export import storage
 from services.export.domain import ledger
-from services.export.domain.record import ExportIds, build_records, canonical_json
+from services.export.domain.record import ExportIds, build_records, canonical_json, depending_on
 from services.export.domain.sources import Source, record_key, replaces, tumour_of
-from services.export.storage import BatchState, ProcessedMessage
+from services.export.storage import BatchState, ProcessedMessage, RecordsState
 from shared.db import claim_new
 from shared.events import ReservationRegistered, ReservationWithdrawn, SubmissionValidated
 from shared.events.base import utcnow
@@ -103,7 +103,12 @@ class ExportApplication:
 
     async def _apply(self, session: AsyncSession, events: list[ConsumedEvent]) -> bool:
         pseudonyms = sorted({_child_of(e) for e in events})
-        state = await storage.load_batch_state(session, pseudonyms)
+        # A reservation changes what the Nordic side should hold of its child whole; a report only records of
+        # its own tumour (`depending_on`), so only those are loaded and planned.
+        whole = {e.child_pseudonym for e in events if not isinstance(e, SubmissionValidated)}
+        reports = [e for e in events if isinstance(e, SubmissionValidated)]
+        tumours = {tumour_of(e) for e in reports if e.child.pseudonym not in whole}
+        state = await storage.load_batch_state(session, pseudonyms, whole, tumours)
         # What the batch changes, keyed so that the last change wins; written at its end, a statement per table.
         taken: dict[str, SubmissionValidated] = {}  # record key -> its new current version
         reservations: dict[str, dict[str, Any]] = {}  # child pseudonym -> its `children` row
@@ -121,10 +126,24 @@ class ExportApplication:
                     "reservation_changed_at": event.effective_at,
                 }
         by_child = _sources_by_child(state, taken)
+        changed: dict[str, list[Source]] = defaultdict(list)
+        for key, event in taken.items():
+            changed[event.child.pseudonym].append(Source(key, event))
+        # Per child, the record keys to plan: None for all of them.
+        scopes: dict[str, set[str] | None] = {
+            pseudonym: None if pseudonym in whole else depending_on(changed[pseudonym], by_child[pseudonym])
+            for pseudonym in pseudonyms
+        }
+        record_ids = [self._ids.record(key) for scope in scopes.values() if scope for key in scope]
+        records = await storage.load_records(session, pseudonyms, whole, record_ids)
         queue: list[dict[str, Any]] = []
+        cancel: list[int] = []
         now = self._clock()
         for pseudonym in pseudonyms:
-            await self._plan(session, state, pseudonym, by_child[pseudonym], now, queue, revisions)
+            scope = scopes[pseudonym]
+            if scope is None or scope:
+                self._plan(state, records, pseudonym, by_child[pseudonym], scope, now, queue, cancel, revisions)
+        await storage.cancel_waiting(session, cancel, (ledger.Status.PENDING, ledger.Status.FAILED))
         await storage.save_reservations(session, list(reservations.values()))
         await storage.save_sources(session, [_source_row(key, event) for key, event in taken.items()])
         await storage.save_revisions(session, list(revisions.values()))
@@ -139,20 +158,22 @@ class ExportApplication:
         if replaces(before, event):
             taken[key] = event
 
-    async def _plan(
+    def _plan(
         self,
-        session: AsyncSession,
         state: BatchState,
+        records: RecordsState,
         pseudonym: str,
         sources: list[Source],
+        scope: set[str] | None,
         now: datetime,
         queue: list[dict[str, Any]],
+        cancel: list[int],
         revisions: dict[str, dict[str, Any]],
     ) -> None:
-        """Decide the child's ledger operations: cancel here, append new ones to `queue`, and the revisions
-        that changed to `revisions`."""
-        built = build_records(sources, self._ids)
-        wanted, changed = ledger.assign_revisions(built.records, state.revisions)
+        """Decide the operations for the child's records in `scope` (None: all of them): the ids to cancel
+        go to `cancel`, new operations to `queue`, and the revisions that changed to `revisions`."""
+        built = build_records(sources, self._ids, scope)
+        wanted, changed = ledger.assign_revisions(built.records, records.revisions)
         for record_id, revision in changed.items():
             revisions[record_id] = {
                 "record_id": record_id,
@@ -161,10 +182,12 @@ class ExportApplication:
                 "content_sha256": revision.content_sha256,
             }
         reserved = state.reserved[pseudonym]
-        decided = ledger.plan({} if reserved else wanted, state.ledger[pseudonym], reserved)
+        # The ledger entries loaded are those of the records in scope: a record built but out of scope
+        # (taken out of NOPHO-Care) is planned too, through its entries.
+        decided = ledger.plan({} if reserved else wanted, records.ledger[pseudonym], reserved)
         if not decided:
             return
-        await storage.cancel_waiting(session, decided.cancel, (ledger.Status.PENDING, ledger.Status.FAILED))
+        cancel += decided.cancel
         common = {
             "child_pseudonym": pseudonym,
             "child_id": self._ids.child(pseudonym),

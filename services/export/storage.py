@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     and_,
     exists,
+    false,
     func,
     insert,
     or_,
@@ -29,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.export.domain.ledger import LedgerEntry, Operation, RevisionState, Status
 from shared.db import ProcessedMessageMixin
@@ -175,17 +177,26 @@ class StoredSource:
 
 @dataclass(slots=True)
 class BatchState:
-    """What planning needs about the children of a batch, loaded in a few queries."""
+    """What a batch needs about its children: whether they are reserved, and the stored reports of the
+    tumours (or whole children) it touches, by record key."""
 
     reserved: dict[str, bool]  # by child pseudonym
     sources: dict[str, StoredSource]  # by record key
+
+
+@dataclass(slots=True)
+class RecordsState:
+    """The revisions and ledger entries of the records a batch plans."""
+
     revisions: dict[str, RevisionState]  # by record id
-    ledger: dict[str, list[LedgerEntry]]  # by child pseudonym
+    ledger: dict[str, list[LedgerEntry]]  # by child pseudonym, in ledger order
 
 
-async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> BatchState:
-    """Load (and on PostgreSQL lock) the children's rows and their ledger entries: the delivery worker's
-    claims wait for this transaction, so planning never races a claim."""
+async def load_batch_state(
+    session: AsyncSession, pseudonyms: Sequence[str], whole: Collection[str], tumours: Collection[str]
+) -> BatchState:
+    """Lock (on PostgreSQL) the children's rows, and load the stored reports of the `whole` children and of
+    the `tumours` (keys)."""
     await insert_rows(
         session, _CHILDREN, [{"pseudonym": p, "reserved": False} for p in pseudonyms], conflict=["pseudonym"]
     )
@@ -204,16 +215,28 @@ async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> 
         key: StoredSource(pseudonym, event)
         for key, pseudonym, event in await session.execute(
             select(sources.record_key, sources.child_pseudonym, sources.event).where(
-                sources.child_pseudonym.in_(pseudonyms)
+                _any(sources.child_pseudonym, whole, sources.tumour_key, tumours)
             )
         )
     }
+    return BatchState(reserved, stored)
+
+
+async def load_records(
+    session: AsyncSession, pseudonyms: Sequence[str], whole: Collection[str], record_ids: Collection[str]
+) -> RecordsState:
+    """Load the revisions and (on PostgreSQL locked) ledger entries of the `whole` children's records and of
+    the `record_ids`: the delivery worker's claims of them wait for this transaction, so planning never
+    races a claim."""
+    ledger: dict[str, list[LedgerEntry]] = {p: [] for p in pseudonyms}
+    if not whole and not record_ids:
+        return RecordsState({}, ledger)
     states = _RECORD_STATES.c
     revisions = {
         record_id: RevisionState(revision, sha256)
         for record_id, revision, sha256 in await session.execute(
             select(states.record_id, states.revision, states.content_sha256).where(
-                states.child_pseudonym.in_(pseudonyms)
+                _any(states.child_pseudonym, whole, states.record_id, record_ids)
             )
         )
     }
@@ -228,18 +251,25 @@ async def load_batch_state(session: AsyncSession, pseudonyms: Sequence[str]) -> 
             ops.attempts,
             ops.record_sha256,
         )
-        .where(ops.child_pseudonym.in_(pseudonyms))
+        .where(_any(ops.child_pseudonym, whole, ops.record_id, record_ids))
         .order_by(ops.id)
         .with_for_update()
     )
-    ledger: dict[str, list[LedgerEntry]] = {p: [] for p in pseudonyms}
     for row in rows:
         ledger[row.child_pseudonym].append(
             LedgerEntry(
                 row.id, row.record_id, Operation(row.operation), Status(row.status), row.attempts, row.record_sha256
             )
         )
-    return BatchState(reserved, stored, revisions, ledger)
+    return RecordsState(revisions, ledger)
+
+
+def _any(
+    child: ColumnElement[str], children: Collection[str], key: ColumnElement[str], keys: Collection[str]
+) -> ColumnElement[bool]:
+    """The rows of the `children`, and those with one of the `keys`."""
+    conditions = [column.in_(list(values)) for column, values in ((child, children), (key, keys)) if values]
+    return or_(false(), *conditions)
 
 
 async def save_reservations(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

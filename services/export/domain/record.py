@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Literal
@@ -139,12 +140,16 @@ class Built:
     held: int
 
 
-def build_records(sources: list[Source], ids: ExportIds) -> Built:
-    """Transfer records (revision 1, see `domain.ledger.assign_revisions`) of one child's current reports."""
+def build_records(sources: list[Source], ids: ExportIds, only: Collection[str] | None = None) -> Built:
+    """Transfer records (revision 1, see `domain.ledger.assign_revisions`) of one child's current reports,
+    or of those of them whose record keys are in `only`. `sources` must hold the diagnosis of every tumour
+    they name (each record depends on it, see `depending_on`)."""
     diagnoses = {tumour_of(s.event): s for s in sources if isinstance(s.event.form, DiagnosisForm)}
     records: dict[str, TransferRecord] = {}
     held = 0
     for source in sources:
+        if only is not None and source.record_key not in only:
+            continue
         event = source.event
         tumour = tumour_of(event)
         diagnosis_source = diagnoses.get(tumour)
@@ -167,6 +172,21 @@ def build_records(sources: list[Source], ids: ExportIds) -> Built:
             content=content,
         )
     return Built(records, held)
+
+
+def depending_on(changed: Iterable[Source], sources: Iterable[Source]) -> set[str]:
+    """The record keys, of `changed` and of `sources`, whose records a change of the `changed` reports can
+    change. A record is built from its own report and its tumour's diagnosis only (dates, scope), so a
+    diagnosis changes every record of its tumour, and any other report its own record alone."""
+    keys = set()
+    tumours = set()
+    for source in changed:
+        keys.add(source.record_key)
+        if isinstance(source.event.form, DiagnosisForm):
+            tumours.add(tumour_of(source.event))
+    if tumours:
+        keys.update(s.record_key for s in sources if tumour_of(s.event) in tumours)
+    return keys
 
 
 def _content(

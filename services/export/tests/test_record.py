@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.export.domain.record import ExportIds, TransferRecord, build_records, canonical_json
+from services.export.domain.record import ExportIds, TransferRecord, build_records, canonical_json, depending_on
 from services.export.domain.sources import Source, record_key
 from services.export.tests import factories as f
 from shared.events import SubmissionValidated
@@ -200,3 +200,28 @@ def test_each_treatment_and_follow_up_report_is_a_record_of_its_own() -> None:
     assert sorted(r.content.kind for r in records) == ["diagnosis", "follow_up", "follow_up", "treatment", "treatment"]
     # A second diagnosis form for the tumour is its diagnosis corrected (intake's rule): the same record.
     assert record_key(f.diagnosis(who, date(2020, 3, 2))) == record_key(diagnosis)
+
+
+def test_a_diagnosis_changes_its_tumours_records_and_any_other_report_its_own() -> None:
+    who = f.child(8, date(2015, 6, 15))
+    diagnosis, treatment = f.diagnosis(who, date(2020, 3, 1)), f.treatment(who, date(2020, 3, 2))
+    follow_up = f.follow_up(who, date(2021, 3, 1))
+    other_tumour = [f.diagnosis(who, date(2021, 1, 1), tumour="T2"), f.treatment(who, date(2021, 1, 2), tumour="T2")]
+    sources = [Source(record_key(e), e) for e in [diagnosis, treatment, follow_up, *other_tumour]]
+    corrected = f.diagnosis(who, date(2020, 3, 9), corrects=diagnosis)
+    assert depending_on([Source(record_key(corrected), corrected)], sources) == {s.record_key for s in sources[:3]}
+    assert depending_on([sources[1]], sources) == {sources[1].record_key}
+    new = f.treatment(who, date(2020, 4, 1))  # not among the stored reports yet
+    assert depending_on([Source(record_key(new), new)], sources) == {record_key(new)}
+    assert depending_on([], sources) == set()
+
+
+def test_building_some_records_builds_them_as_building_all_does() -> None:
+    who = f.child(9, date(2015, 6, 15))
+    events = [f.diagnosis(who, date(2020, 3, 1)), f.treatment(who, date(2020, 3, 2))]
+    sources = [Source(record_key(e), e) for e in [*events, f.follow_up(who, date(2021, 3, 1))]]
+    ids = ExportIds(f.KEY)
+    every = build_records(sources, ids).records
+    some = build_records(sources, ids, {sources[1].record_key}).records
+    assert list(some) == [ids.record(sources[1].record_key)]
+    assert {k: canonical_json(r) for k, r in some.items()} == {k: canonical_json(every[k]) for k in some}

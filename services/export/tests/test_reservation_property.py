@@ -5,7 +5,10 @@ through the real consumer use case, delivery worker and sinks on SQLite and file
 and at the end:
 - no upsert of a child reaches the sink while export knows the child is reserved;
 - whenever nothing is waiting, the sink holds exactly the latest version of every record of the
-  eligible, non-reserved children, each once (file drop: no operation twice at rest).
+  eligible, non-reserved children, each once (file drop: no operation twice at rest);
+- around every consumed batch, planning every record of every child (build, revisions, ledger plan)
+  finds nothing to do: a batch plans only the records its events can change, and that is all the full
+  planning would have changed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.export import application
+from services.export import application, storage
+from services.export.domain import ledger
 from services.export.domain.ledger import Operation
 from services.export.domain.record import ExportIds, build_records
 from services.export.domain.sources import Source, record_key
@@ -36,6 +40,7 @@ CHILDREN = [
     (date(2010, 5, 5), [date(2018, 12, 31), date(2019, 1, 1)]),  # the day before NOPHO-Care, or its first
 ]
 KINDS = ("diagnosis", "treatment", "follow_up")
+TUMOURS = ("T1", "T2")  # two tumours of a child: a report changes records of its own tumour only
 
 
 StepKind = Literal["report", "reserve", "withdraw", "consume", "redeliver", "deliver", "restart", "retry"]
@@ -52,6 +57,7 @@ class Step:
     # A treatment or follow-up report: a correction of the child's latest such report (if there is one),
     # or a report of its own. A diagnosis always corrects the child's diagnosis, as intake decides.
     correct: bool = False
+    tumour: int = 0  # of the child's TUMOURS
 
 
 # Weighted towards what makes interleavings interesting: reports, reservations, consuming, delivering.
@@ -65,7 +71,8 @@ def steps(draw: st.DrawFn) -> Step:
     kind = draw(st.sampled_from(KIND_WEIGHTS))
     child = draw(st.integers(0, len(CHILDREN) - 1))
     if kind == "report":
-        return Step("report", child, draw(st.sampled_from(KINDS)), draw(st.integers(0, 1)), correct=draw(st.booleans()))
+        form, variant, tumour = draw(st.sampled_from(KINDS)), draw(st.integers(0, 1)), draw(st.integers(0, 1))
+        return Step("report", child, form, variant, correct=draw(st.booleans()), tumour=tumour)
     if kind in ("reserve", "withdraw"):
         return Step(kind, child)
     if kind in ("consume", "redeliver"):
@@ -112,7 +119,8 @@ class Run:
         self.consumed: list[Any] = []
         self.checked = 0  # operations of the current sink object already checked
         self.children = [f.child(f"prop-{i}", born) for i, (born, _) in enumerate(CHILDREN)]
-        self.latest: dict[tuple[int, str], SubmissionValidated] = {}  # (child, form) -> latest version made
+        # (child, tumour, form) -> latest version made
+        self.latest: dict[tuple[int, int, str], SubmissionValidated] = {}
 
     def event(self, step: Step) -> Any:
         who = self.children[step.child]
@@ -121,21 +129,25 @@ class Run:
         if step.kind == "withdraw":
             return f.withdrawn(who)
         diagnosed = CHILDREN[step.child][1][step.variant]
-        latest = self.latest.get((step.child, step.form))
+        latest = self.latest.get((step.child, step.tumour, step.form))
         corrects = latest if step.form == "diagnosis" or step.correct else None
+        tumour = TUMOURS[step.tumour]
         if step.form == "diagnosis":
-            event = f.diagnosis(who, diagnosed, morphology=("9836", "9837")[step.variant], corrects=corrects)
+            morphology = ("9836", "9837")[step.variant]
+            event = f.diagnosis(who, diagnosed, tumour=tumour, morphology=morphology, corrects=corrects)
         elif step.form == "treatment":
-            event = f.treatment(who, date(2020, 4, 1 + step.variant), corrects=corrects)
+            event = f.treatment(who, date(2020, 4, 1 + step.variant), tumour=tumour, corrects=corrects)
         else:
-            event = f.follow_up(who, date(2021, 4, 1 + step.variant), corrects=corrects)
-        self.latest[step.child, step.form] = event
+            event = f.follow_up(who, date(2021, 4, 1 + step.variant), tumour=tumour, corrects=corrects)
+        self.latest[step.child, step.tumour, step.form] = event
         return event
 
     async def consume(self, count: int) -> None:
         batch, self.produced = self.produced[:count], self.produced[count:]
         if batch:
+            await self.check_fully_planned()  # also after the worker's passes since the last batch
             await self.h.consume(*batch)
+            await self.check_fully_planned()
             for event in batch:
                 self.model.take(event)
             self.consumed += batch
@@ -173,6 +185,22 @@ class Run:
             if op.operation is Operation.UPSERT:
                 assert op.record_json()["child_id"] not in reserved_ids, "a reserved child's record was sent"
         self.checked = len(self.h.sink.delivered)
+
+    async def check_fully_planned(self) -> None:
+        """Planning every record of every child, as each batch once did, would change nothing."""
+        async with self.h.sessions() as session:  # rolled back: loading claims the children's rows
+            children = sorted({self.children[i].pseudonym for i in range(len(CHILDREN))})
+            state = await storage.load_batch_state(session, children, children, ())
+            records = await storage.load_records(session, children, children, ())
+        sources: dict[str, list[Source]] = {p: [] for p in children}
+        for key, stored in state.sources.items():
+            sources[stored.child_pseudonym].append(Source(key, application.stored_report(stored.event)))
+        for pseudonym in children:
+            built = build_records(sources[pseudonym], self.h.ids)
+            wanted, changed = ledger.assign_revisions(built.records, records.revisions)
+            assert changed == {}, "a record's revision is behind its content"
+            reserved = state.reserved[pseudonym]
+            assert not ledger.plan({} if reserved else wanted, records.ledger[pseudonym], reserved)
 
     async def check_at_rest(self) -> None:
         counts = await application.status(self.h.sessions)
