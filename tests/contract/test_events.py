@@ -171,6 +171,14 @@ def test_derived_ids_are_deterministic_and_distinct() -> None:
     assert derived_event_id(source, "validated") != derived_event_id(source, "receipt")
 
 
+def test_derived_ids_are_the_uuid5_ids_already_on_the_topics() -> None:
+    namespace = uuid.UUID("6f1d2a52-8a0e-4f0b-9e55-2b7f3c0f9a11")
+    for source in (uuid.uuid4(), uuid.UUID(int=0), "stats.snapshot:registry", "ø-é"):
+        for purpose in ("validation:0f3a", "receipt", "", "3"):
+            assert derived_event_id(source, purpose) == uuid.uuid5(namespace, f"{source}:{purpose}")
+    assert derived_event_id(uuid.UUID(int=1), "receipt") == uuid.UUID("61998fb1-ce67-5630-a76a-6ef6689233d3")
+
+
 def test_every_event_type_lives_on_exactly_one_topic() -> None:
     owners: dict[type[Event], str] = {}
     for spec in ALL_TOPICS:
