@@ -2,9 +2,11 @@
 
 Every figure is a sum of contributions: of each tumour (to its hospital, added up to the registry) and
 of each child (children are counted once per scope and year, whichever hospitals report them). A batch
-computes the contributions of what it touches before and after applying its events; the difference is
-what the counters change by. Summed over any sequence of batches this telescopes to the contributions
-of the final facts, so live consumption, redelivery and a replay all arrive at the same counters.
+notes each touched tumour's footprint (what its contributions depend on) before applying its events and
+compares it with the footprint after: the difference is what the counters change by, computed from the
+parts that changed only (most events add to one tally of one tumour). Summed over any sequence of batches
+this telescopes to the contributions of the final facts, so live consumption, redelivery and a replay all
+arrive at the same counters.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import date, datetime, tzinfo
 from typing import TypeVar
 
 from services.stats.domain.figures import TOTAL, UNCLASSIFIED, M, age_group
-from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, Tumour
+from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, TallyKey, Tumour
 from services.stats.domain.reminders import ReminderPolicy, evaluate, reconcile
 from shared.events import (
     DiagnosisForm,
@@ -78,11 +80,10 @@ class Changes:
 
 def project(state: BatchState, events: Sequence[InputEvent], today: date, policy: ReminderPolicy) -> Changes:
     """Apply `events` in order to `state` (re-evaluating every loaded child as of `today`)."""
-    # Contributions are lists of counter cells, counted by Counter.update (a C loop): the hot path of
-    # a replay, where a batch touches thousands of tumours.
-    tumours_before, children_before = Counter[_HospitalKey](), Counter[CounterKey]()
-    for tumours in state.children.values():
-        _count(tumours.values(), tumours_before, children_before)
+    before = {
+        pseudonym: {key: footprint(tumour) for key, tumour in tumours.items()}
+        for pseudonym, tumours in state.children.items()
+    }
     for event in events:
         if isinstance(event, ReceiptIssued):
             apply_receipt(state, event)
@@ -90,8 +91,8 @@ def project(state: BatchState, events: Sequence[InputEvent], today: date, policy
             apply_outcome(state, event)
 
     counters = Counter[CounterKey]()
+    by_hospital = Counter[_HospitalKey](state.unattributed)
     reminders: list[Reminder] = []
-    tumours_after, children_after = Counter[_HospitalKey](), Counter[CounterKey]()
     for pseudonym, tumours in state.children.items():
         owed = evaluate(list(tumours.values()), today, policy)
         stored = state.reminders.get(pseudonym, {})
@@ -106,17 +107,21 @@ def project(state: BatchState, events: Sequence[InputEvent], today: date, policy
                 if change:
                     for scope in (reminder.hospital_id, REGISTRY_SCOPE):
                         counters[(scope, TOTAL, M.REMINDERS, reminder.kind.value)] += change
-        _count(tumours.values(), tumours_after, children_after)
+        was = before.get(pseudonym, {})
+        now = {key: footprint(tumour) for key, tumour in tumours.items()}
+        for key, footprint_now in now.items():
+            add_changes(by_hospital, key[0], was.get(key, NOTHING), footprint_now)
+        diagnosed_before = {(key[0], f.year) for key, f in was.items() if f.year is not None}
+        diagnosed_now = {(key[0], f.year) for key, f in now.items() if f.year is not None}
+        if diagnosed_now != diagnosed_before:
+            counters.update(child_contributions(diagnosed_now))
+            counters.subtract(child_contributions(diagnosed_before))
 
-    tumours_after.subtract(tumours_before)
-    tumours_after.update(state.unattributed)
-    for (hospital, period, metric, key), change in tumours_after.items():
+    for (hospital, period, metric, key), change in by_hospital.items():
         if change:
             for scope in (hospital, REGISTRY_SCOPE):
                 counters[(scope, period, metric, key)] += change
                 counters[(scope, TOTAL, metric, key)] += change
-    counters.update(children_after)
-    counters.subtract(children_before)
     return Changes(
         tumours=[t for tumours in state.children.values() for t in tumours.values()],
         submissions=[state.submissions[sid] for sid in state.touched_submissions],
@@ -207,37 +212,85 @@ def rejecting_codes(findings: Iterable[Finding]) -> tuple[str, ...]:
     )
 
 
-def tumour_contributions(tumour: Tumour) -> list[_HospitalKey]:
-    """The counter cells one tumour adds one to (a cell listed twice, two), as (hospital, year, metric, key).
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What a tumour's contributions depend on: its diagnosis year (None: not diagnosed), the facts that
+    name its cells, and its tallies (submissions by received year, counted on the diagnosis year once
+    there is one)."""
 
-    Submissions count on the tumour's diagnosis year once it has an accepted diagnosis, before that on
-    the year they were received.
-    """
-    hospital, diagnosis = tumour.hospital_id, tumour.diagnosis
-    cells: list[_HospitalKey] = []
+    year: int | None
+    facts: tuple[Diagnosis | None, date | None, date | None, bool, bool]
+    tallies: dict[TallyKey, int]
+
+
+NOTHING = Footprint(None, (None, None, None, False, False), {})  # a tumour not known before
+
+
+def footprint(tumour: Tumour) -> Footprint:
+    diagnosis = tumour.diagnosis
+    return Footprint(
+        diagnosis.diagnosis_date.year if diagnosis is not None else None,
+        (
+            diagnosis,
+            tumour.diagnosis_reported_on,
+            tumour.treatment_reported_on,
+            tumour.follow_up_due,
+            tumour.follow_up_reported,
+        ),
+        dict(tumour.tallies),
+    )
+
+
+def add_changes(cells: Counter[_HospitalKey], hospital: str, before: Footprint, after: Footprint) -> None:
+    """Add to `cells` how a tumour's contributions, as (hospital, year, metric, key), change from `before`
+    to `after` (from NOTHING: all its contributions)."""
+    if before.facts != after.facts:
+        cells.subtract(_fact_cells(hospital, *before.facts))
+        cells.update(_fact_cells(hospital, *after.facts))
+    if before.year == after.year:
+        if before.tallies != after.tallies:
+            for tally in before.tallies.keys() | after.tallies.keys():
+                change = after.tallies.get(tally, 0) - before.tallies.get(tally, 0)
+                if change:
+                    received_year, metric, key = tally
+                    cells[(hospital, after.year or received_year, metric, key)] += change
+        return
+    # Diagnosed, or its diagnosis year corrected: every submission moves to the new year.
+    for (received_year, metric, key), count in before.tallies.items():
+        cells[(hospital, before.year or received_year, metric, key)] -= count
+    for (received_year, metric, key), count in after.tallies.items():
+        cells[(hospital, after.year or received_year, metric, key)] += count
+
+
+def _fact_cells(
+    hospital: str,
+    diagnosis: Diagnosis | None,
+    diagnosis_reported_on: date | None,
+    treatment_reported_on: date | None,
+    follow_up_due: bool,
+    follow_up_reported: bool,
+) -> list[_HospitalKey]:
+    """The cells a diagnosed tumour adds one to besides its submissions: case mix, timeliness,
+    completeness and data quality, all on the diagnosis year."""
     if diagnosis is None:
-        for (received_year, metric, key), count in tumour.tallies.items():
-            cells += [(hospital, received_year, metric, key)] * count
-        return cells
+        return []
     year = diagnosis.diagnosis_date.year
-    for (_, metric, key), count in tumour.tallies.items():
-        cells += [(hospital, year, metric, key)] * count
-    cells += [
+    cells: list[_HospitalKey] = [
         (hospital, year, M.TUMOURS, ""),
         (hospital, year, M.MAIN_GROUP, diagnosis.main_group or UNCLASSIFIED),
         (hospital, year, M.SUBGROUP, diagnosis.subgroup or UNCLASSIFIED),
         (hospital, year, M.SEX, diagnosis.sex),
         (hospital, year, M.AGE, age_group(diagnosis.birth_date, diagnosis.diagnosis_date)),
     ]
-    if tumour.diagnosis_reported_on is not None:
-        days = (tumour.diagnosis_reported_on - diagnosis.diagnosis_date).days
+    if diagnosis_reported_on is not None:
+        days = (diagnosis_reported_on - diagnosis.diagnosis_date).days
         cells.append((hospital, year, M.DIAGNOSIS_DAYS, str(days)))
-    if tumour.treatment_reported_on is not None:
-        days = (tumour.treatment_reported_on - diagnosis.diagnosis_date).days
+    if treatment_reported_on is not None:
+        days = (treatment_reported_on - diagnosis.diagnosis_date).days
         cells += [(hospital, year, M.TREATED, ""), (hospital, year, M.TREATMENT_DAYS, str(days))]
-    if tumour.follow_up_due:
+    if follow_up_due:
         cells.append((hospital, year, M.FOLLOW_UP_DUE, ""))
-        if tumour.follow_up_reported:
+        if follow_up_reported:
             cells.append((hospital, year, M.FOLLOW_UP_REPORTED, ""))
     if diagnosis.basis in _VERIFIED_BASES:
         cells.append((hospital, year, M.VERIFIED, ""))
@@ -250,23 +303,15 @@ def tumour_contributions(tumour: Tumour) -> list[_HospitalKey]:
     return cells
 
 
-def child_contributions(tumours: Iterable[Tumour]) -> set[CounterKey]:
-    """A child counts once in every scope and diagnosis year where it has a diagnosed tumour."""
+def child_contributions(diagnosed: Iterable[tuple[str, int]]) -> set[CounterKey]:
+    """A child counts once in every scope and diagnosis year where it has a diagnosed tumour (`diagnosed`:
+    the (hospital, diagnosis year) of each of its diagnosed tumours)."""
     cells: set[CounterKey] = set()
-    for tumour in tumours:
-        if tumour.diagnosis is not None:
-            year = tumour.diagnosis.diagnosis_date.year
-            for scope in (tumour.hospital_id, REGISTRY_SCOPE):
-                cells.add((scope, year, M.CHILDREN, ""))
-                cells.add((scope, TOTAL, M.CHILDREN, ""))
+    for hospital, year in diagnosed:
+        for scope in (hospital, REGISTRY_SCOPE):
+            cells.add((scope, year, M.CHILDREN, ""))
+            cells.add((scope, TOTAL, M.CHILDREN, ""))
     return cells
-
-
-def _count(tumours: Iterable[Tumour], by_hospital: Counter[_HospitalKey], by_scope: Counter[CounterKey]) -> None:
-    tumours = list(tumours)
-    for tumour in tumours:
-        by_hospital.update(tumour_contributions(tumour))
-    by_scope.update(child_contributions(tumours))
 
 
 def _submission(
