@@ -108,11 +108,11 @@ def project(state: BatchState, events: Sequence[InputEvent], today: date, policy
                     for scope in (reminder.hospital_id, REGISTRY_SCOPE):
                         counters[(scope, TOTAL, M.REMINDERS, reminder.kind.value)] += change
         was = before.get(pseudonym, {})
-        now = {key: footprint(tumour) for key, tumour in tumours.items()}
-        for key, footprint_now in now.items():
-            add_changes(by_hospital, key[0], was.get(key, NOTHING), footprint_now)
-        diagnosed_before = {(key[0], f.year) for key, f in was.items() if f.year is not None}
-        diagnosed_now = {(key[0], f.year) for key, f in now.items() if f.year is not None}
+        now = {tumour_key: footprint(tumour) for tumour_key, tumour in tumours.items()}
+        for (hospital, ref), footprint_now in now.items():
+            add_changes(by_hospital, hospital, was.get((hospital, ref), NOTHING), footprint_now)
+        diagnosed_before = {(hospital, f.year) for (hospital, _), f in was.items() if f.year is not None}
+        diagnosed_now = {(hospital, f.year) for (hospital, _), f in now.items() if f.year is not None}
         if diagnosed_now != diagnosed_before:
             counters.update(child_contributions(diagnosed_now))
             counters.subtract(child_contributions(diagnosed_before))
