@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.stats import storage
 from services.stats.domain.figures import TOTAL, M, figures
-from services.stats.domain.model import Reminder
+from services.stats.domain.model import Reminder, Tumour
 from services.stats.domain.projection import BatchState, Changes, InputEvent, project
-from services.stats.domain.reminders import missing_form
+from services.stats.domain.reminders import missing_form, state_of
 from services.stats.metrics import (
     REMINDERS_OUTSTANDING,
     SNAPSHOTS_PUBLISHED_TOTAL,
@@ -163,12 +163,7 @@ class StatsApplication:
         wanted = set(pseudonyms)
         wanted.update(e.child.pseudonym for e in events if not isinstance(e, ReceiptIssued))
         wanted.update(s.pseudonym for s in submissions.values() if s.pseudonym is not None)
-        state = BatchState(
-            submissions=submissions,
-            children=await storage.load_children(session, wanted),
-            reminders=await storage.load_reminders(session, wanted),
-            tz=self.tz,
-        )
+        state = BatchState(submissions=submissions, children=await storage.load_children(session, wanted), tz=self.tz)
         changes = project(state, events, today, self.policy)
         await storage.save_submissions(session, changes.submissions)
         await storage.save_tumours(session, changes.tumours)
@@ -360,10 +355,27 @@ class StatsApplication:
                     announce.append(gone)
                 renumbered.append(gone)
             await storage.save_reminders(session, renumbered)
+            await storage.save_tumours(session, await self._kept_by_tumours(session, renumbered))
             await storage.bump_versions(session, [*await storage.scopes(session), REGISTRY_SCOPE])
             await self.publish(self._reminder_messages(announce, now))
         self.changed.set()
         return announce
+
+    @staticmethod
+    async def _kept_by_tumours(session: AsyncSession, reminders: Sequence[Reminder]) -> list[Tumour]:
+        """The tumours of `reminders`, keeping them as they are now. A tumour the replay did not bring
+        back (its reports gone from the topics) is kept bare, reminders only, so that a later report
+        about it continues their transition counts instead of reusing event ids."""
+        children = await storage.load_children(session, {r.pseudonym for r in reminders})
+        for reminder in reminders:
+            tumours = children.setdefault(reminder.pseudonym, {})
+            key = (reminder.hospital_id, reminder.tumour_ref)
+            tumour = tumours.get(key)
+            if tumour is None:
+                tumour = tumours[key] = Tumour(reminder.pseudonym, *key)
+            reminder_key, state = state_of(reminder)
+            tumour.reminders[reminder_key] = state
+        return [tumour for tumours in children.values() for tumour in tumours.values()]
 
 
 def reminder_event(reminder: Reminder, now: datetime) -> ReminderChanged:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, Submission, Tumour
+from services.stats.domain.model import Diagnosis, FollowUp, Outcome, Reminder, ReminderState, Submission, Tumour
 from shared.db import ProcessedMessageMixin
 from shared.db.bulk import insert_rows, is_postgresql, upsert
 from shared.events import FormType
@@ -87,11 +87,13 @@ class SubmissionRow(Base):
 
 
 class ReminderRow(Base):
+    """The reminders as the API and the gauges query them; a batch reads them from their tumours' facts."""
+
     __tablename__ = "reminders"
     __table_args__ = (Index("ix_reminders_outstanding", "status", "hospital_id", "due_date"),)
 
     reminder_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    pseudonym: Mapped[str] = mapped_column(String(64))
     hospital_id: Mapped[str] = mapped_column(String(32))
     tumour_ref: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
@@ -168,7 +170,6 @@ _CHILDREN = (
     .with_for_update()
 )
 _SUBMISSIONS = select(_S.c.submission_id, _S.c.facts).where(_S.c.submission_id.in_(bindparam("ids", expanding=True)))
-_REMINDERS_OF = select(_R).where(_R.c.pseudonym.in_(bindparam("pseudonyms", expanding=True)))
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -236,6 +237,16 @@ def _tumour_from(row: Any) -> Tumour:
         follow_up_due=facts["follow_up_due"],
         follow_up_reported=facts["follow_up_reported"],
         next_due_on=row.next_due_on,
+        reminders={
+            (_KINDS[kind], year): ReminderState(
+                _STATUSES[status],
+                date.fromisoformat(diagnosed),
+                date.fromisoformat(due),
+                transitions,
+                date.fromisoformat(changed),
+            )
+            for kind, year, status, diagnosed, due, transitions, changed in facts["reminders"]
+        },
     )
 
 
@@ -265,6 +276,10 @@ def _tumour_row(tumour: Tumour) -> dict[str, Any]:
         "tallies": [[*key, count] for key, count in tumour.tallies.items()],
         "follow_up_due": tumour.follow_up_due,
         "follow_up_reported": tumour.follow_up_reported,
+        "reminders": [
+            [kind, year, r.status, r.diagnosis_date, r.due_date, r.transitions, r.changed_on]
+            for (kind, year), r in tumour.reminders.items()
+        ],
     }
     return {
         "pseudonym": tumour.pseudonym,
@@ -358,14 +373,6 @@ def _reminder_from(row: Any) -> Reminder:
         transitions=row.transitions,
         changed_on=row.changed_on,
     )
-
-
-async def load_reminders(session: AsyncSession, pseudonyms: Iterable[str]) -> dict[str, dict[uuid.UUID, Reminder]]:
-    found: dict[str, dict[uuid.UUID, Reminder]] = {}
-    for chunk in _chunks(sorted(set(pseudonyms))):
-        for row in await session.execute(_REMINDERS_OF, {"pseudonyms": chunk}):
-            found.setdefault(row.pseudonym, {})[row.reminder_id] = _reminder_from(row)
-    return found
 
 
 async def all_reminders(session: AsyncSession) -> list[Reminder]:

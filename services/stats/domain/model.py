@@ -17,6 +17,8 @@ from shared.events.stats import ReminderKind, ReminderStatus
 # Tally keys: (received year, metric, key), e.g. (2024, "accepted", "treatment"); form types are StrEnums,
 # equal to (and stored as) their plain string values.
 TallyKey = tuple[int, str, str]
+# A tumour's reminder: (kind, follow-up year), the year None for the treatment report.
+ReminderKey = tuple[ReminderKind, int | None]
 
 
 class Outcome(StrEnum):
@@ -53,6 +55,17 @@ class FollowUp:
 
 
 @dataclass(slots=True)
+class ReminderState:
+    """A reminder of a tumour as last announced (its id is derived from the tumour and its key)."""
+
+    status: ReminderStatus
+    diagnosis_date: date
+    due_date: date
+    transitions: int  # how many times it opened or cleared: names the events it published
+    changed_on: date
+
+
+@dataclass(slots=True)
 class Tumour:
     """One tumour as one hospital reports it: (pseudonym, hospital, the hospital's tumour reference)."""
 
@@ -73,6 +86,8 @@ class Tumour:
     follow_up_due: bool = False
     follow_up_reported: bool = False
     next_due_on: date | None = None
+    # Every reminder the tumour has had, cleared ones too: their transition counts name the next event.
+    reminders: dict[ReminderKey, ReminderState] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -48,12 +48,11 @@ _VERIFIED_BASES = frozenset({5, 6, 7})  # cytology/haematology, histology of a m
 
 @dataclass
 class BatchState:
-    """What a batch touches, loaded before it is applied: submissions by id, and every tumour and
-    reminder of each child concerned (a child's figures and reminders depend on all its tumours)."""
+    """What a batch touches, loaded before it is applied: submissions by id, and every tumour of each
+    child concerned (a child's figures and reminders depend on all its tumours)."""
 
     submissions: dict[uuid.UUID, Submission]
     children: dict[str, dict[tuple[str, str], Tumour]]
-    reminders: dict[str, dict[uuid.UUID, Reminder]]
     tz: tzinfo
     touched_submissions: set[uuid.UUID] = field(default_factory=set)
     # Received submissions whose tumour is not known yet count on their hospital and received year.
@@ -74,7 +73,7 @@ class BatchState:
 class Changes:
     tumours: list[Tumour]
     submissions: list[Submission]
-    reminders: list[Reminder]  # opened, cleared or moved
+    reminders: list[Reminder]  # opened, cleared or moved (the tumours keep them as they are now)
     counters: dict[CounterKey, int]  # non-zero changes
 
 
@@ -95,15 +94,14 @@ def project(state: BatchState, events: Sequence[InputEvent], today: date, policy
     reminders: list[Reminder] = []
     for pseudonym, tumours in state.children.items():
         owed = evaluate(list(tumours.values()), today, policy)
-        stored = state.reminders.get(pseudonym, {})
         for tumour in tumours.values():
-            mine = {rid: r for rid, r in stored.items() if (r.hospital_id, r.tumour_ref) == tumour.key}
-            if not mine and not owed[tumour.key]:
+            if not tumour.reminders and not owed[tumour.key]:
                 continue
-            for reminder in reconcile(tumour, owed[tumour.key], mine, today):
+            was_open = {key for key, r in tumour.reminders.items() if r.status is ReminderStatus.OPEN}
+            for reminder in reconcile(tumour, owed[tumour.key], today):
                 reminders.append(reminder)
-                was_open = reminder.reminder_id in mine and mine[reminder.reminder_id].status is ReminderStatus.OPEN
-                change = (reminder.status is ReminderStatus.OPEN) - was_open
+                opened = reminder.status is ReminderStatus.OPEN
+                change = opened - ((reminder.kind, reminder.follow_up_year) in was_open)
                 if change:
                     for scope in (reminder.hospital_id, REGISTRY_SCOPE):
                         counters[(scope, TOTAL, M.REMINDERS, reminder.kind.value)] += change

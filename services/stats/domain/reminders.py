@@ -9,13 +9,13 @@ follow-up is owed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.stats.domain.model import Reminder, Tumour
+from services.stats.domain.model import Reminder, ReminderKey, ReminderState, Tumour
 from shared.events import FormType
 from shared.events.stats import ReminderKind, ReminderStatus
 
@@ -94,42 +94,52 @@ def evaluate(tumours: list[Tumour], today: date, policy: ReminderPolicy) -> dict
     return owed
 
 
-def reconcile(tumour: Tumour, owed: list[Due], stored: Mapping[uuid.UUID, Reminder], today: date) -> list[Reminder]:
-    """The reminders of `tumour` (`stored`: its reminders so far) that open, clear or move their due date.
-
-    Returns new objects with the transition count advanced; `stored` is left as it was.
-    """
+def reconcile(tumour: Tumour, owed: list[Due], today: date) -> list[Reminder]:
+    """Bring the tumour's reminders in line with what it owes: open, clear or move them in
+    `tumour.reminders`, and return the ones that changed, with their transition counts advanced."""
     changed: list[Reminder] = []
-    wanted = {reminder_id(tumour.hospital_id, tumour.tumour_ref, d.kind, d.follow_up_year): d for d in owed}
+    wanted = {(due.kind, due.follow_up_year): due for due in owed}
     if wanted:
         assert tumour.diagnosis is not None  # only a diagnosed tumour owes reports
         diagnosis_date = tumour.diagnosis.diagnosis_date
-    for rid, due in wanted.items():
-        old = stored.get(rid)
+    for key, due in wanted.items():
+        old = tumour.reminders.get(key)
         announced = old is not None and old.status is ReminderStatus.OPEN
         if announced and old and (old.due_date, old.diagnosis_date) == (due.due_date, diagnosis_date):
             continue  # still owed as announced
-        changed.append(
-            Reminder(
-                reminder_id=rid,
-                pseudonym=tumour.pseudonym,
-                hospital_id=tumour.hospital_id,
-                tumour_ref=tumour.tumour_ref,
-                kind=due.kind,
-                follow_up_year=due.follow_up_year,
-                diagnosis_date=diagnosis_date,
-                due_date=due.due_date,
-                status=ReminderStatus.OPEN,
-                transitions=(old.transitions if old else 0) + 1,
-                changed_on=today,
-            )
-        )
-    for rid, old in stored.items():
-        if old.status is ReminderStatus.OPEN and rid not in wanted:
-            changed.append(
-                replace(old, status=ReminderStatus.CLEARED, transitions=old.transitions + 1, changed_on=today)
-            )
+        transitions = (old.transitions if old else 0) + 1
+        state = ReminderState(ReminderStatus.OPEN, diagnosis_date, due.due_date, transitions, today)
+        changed.append(_changed(tumour, key, state))
+    for key, old in tumour.reminders.items():
+        if old.status is ReminderStatus.OPEN and key not in wanted:
+            state = replace(old, status=ReminderStatus.CLEARED, transitions=old.transitions + 1, changed_on=today)
+            changed.append(_changed(tumour, key, state))
     return changed
+
+
+def _changed(tumour: Tumour, key: ReminderKey, state: ReminderState) -> Reminder:
+    tumour.reminders[key] = state
+    kind, follow_up_year = key
+    return Reminder(
+        reminder_id=reminder_id(tumour.hospital_id, tumour.tumour_ref, kind, follow_up_year),
+        pseudonym=tumour.pseudonym,
+        hospital_id=tumour.hospital_id,
+        tumour_ref=tumour.tumour_ref,
+        kind=kind,
+        follow_up_year=follow_up_year,
+        diagnosis_date=state.diagnosis_date,
+        due_date=state.due_date,
+        status=state.status,
+        transitions=state.transitions,
+        changed_on=state.changed_on,
+    )
+
+
+def state_of(reminder: Reminder) -> tuple[ReminderKey, ReminderState]:
+    """A reminder as its tumour keeps it."""
+    return (reminder.kind, reminder.follow_up_year), ReminderState(
+        reminder.status, reminder.diagnosis_date, reminder.due_date, reminder.transitions, reminder.changed_on
+    )
 
 
 def missing_form(kind: ReminderKind) -> FormType:

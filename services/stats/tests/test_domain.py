@@ -134,14 +134,32 @@ def test_a_reminder_whose_due_date_moves_is_announced_again() -> None:
     tumour = _diagnosed("2024-01-02")
     policy = ReminderPolicy()
     today = date(2024, 6, 1)
-    [opened] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], {}, today)
+    [opened] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], today)
     assert opened.status is ReminderStatus.OPEN and opened.transitions == 1
-    stored = {opened.reminder_id: opened}
+    assert tumour.reminders[(ReminderKind.TREATMENT_REPORT_MISSING, None)].due_date == opened.due_date
 
-    assert reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], stored, today) == []
+    assert reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], today) == []
     assert tumour.diagnosis is not None
     tumour.diagnosis.diagnosis_date = date(2024, 1, 20)  # a corrected diagnosis date
-    [moved] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], stored, today)
+    [moved] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], today)
 
     assert moved.reminder_id == opened.reminder_id
     assert (moved.status, moved.due_date, moved.transitions) == (ReminderStatus.OPEN, date(2024, 2, 19), 2)
+
+
+def test_a_cleared_reminder_that_falls_due_again_continues_its_transitions() -> None:
+    tumour = _diagnosed("2024-01-02")
+    policy = ReminderPolicy()
+    today = date(2024, 6, 1)
+    [opened] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], today)
+    tumour.treatment_reported_on = date(2024, 6, 1)
+    [cleared] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], today)
+    tumour.treatment_reported_on = None  # the treatment report withdrawn by a correction, say
+    [reopened] = reconcile(tumour, evaluate([tumour], today, policy)[tumour.key], today)
+
+    assert opened.reminder_id == cleared.reminder_id == reopened.reminder_id
+    assert [(r.status, r.transitions) for r in (opened, cleared, reopened)] == [
+        (ReminderStatus.OPEN, 1),
+        (ReminderStatus.CLEARED, 2),
+        (ReminderStatus.OPEN, 3),
+    ]

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.stats.domain.figures import TOTAL, M
-from services.stats.domain.model import Reminder, Submission, Tumour
+from services.stats.domain.model import Submission, Tumour
 from services.stats.domain.projection import (
     NOTHING,
     BatchState,
@@ -39,19 +39,15 @@ class Store:
 
     submissions: dict[uuid.UUID, Submission] = field(default_factory=dict)
     children: dict[str, dict[tuple[str, str], Tumour]] = field(default_factory=dict)
-    reminders: dict[str, dict[uuid.UUID, Reminder]] = field(default_factory=dict)
 
 
 def counters_after(batches: list[list[InputEvent]], store: Store | None = None) -> Counter[CounterKey]:
     """Apply batches to `store` (a new one unless given), as the application does to its database."""
     store = store or Store()
-    submissions, children, reminders = store.submissions, store.children, store.reminders
     total: Counter[CounterKey] = Counter()
     for batch in batches:
-        changes = project(BatchState(submissions, children, reminders, OSLO), batch, STORY_TODAY, POLICY)
+        changes = project(BatchState(store.submissions, store.children, OSLO), batch, STORY_TODAY, POLICY)
         total.update(changes.counters)
-        for reminder in changes.reminders:
-            reminders.setdefault(reminder.pseudonym, {})[reminder.reminder_id] = reminder
     return +total  # without the cells that went back to zero
 
 
