@@ -159,7 +159,9 @@ class StatsApplication:
         self, session: AsyncSession, events: Sequence[InputEvent], pseudonyms: Sequence[str], today: date
     ) -> Changes:
         events = [e for e in events if not isinstance(e, ReceiptIssued) or e.status is ReceiptStatus.RECEIVED]
-        submissions = await storage.load_submissions(session, [e.submission_id for e in events])
+        ids = [e.submission_id for e in events]
+        await storage.lock_submissions(session, ids)
+        submissions = await storage.load_submissions(session, ids)
         wanted = set(pseudonyms)
         wanted.update(e.child.pseudonym for e in events if not isinstance(e, ReceiptIssued))
         wanted.update(s.pseudonym for s in submissions.values() if s.pseudonym is not None)

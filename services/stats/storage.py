@@ -315,6 +315,22 @@ async def children_due(session: AsyncSession, today: date, limit: int) -> list[s
 # --- submissions -----------------------------------------------------------------------------------
 
 
+# A transaction-level advisory lock per submission, taken in key order (so two batches cannot deadlock
+# on them): volatile functions in the select list run after the ORDER BY.
+_LOCK_SUBMISSIONS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
+
+
+async def lock_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> None:
+    """Hold these submissions until the transaction ends. Their receipt (keyed by hospital) and their
+    outcome (keyed by child) can reach two instances of the group at once, and a row that does not exist
+    yet cannot be locked with FOR UPDATE: without this, each would write its own half of the facts and
+    the later commit would erase the other's. SQLite has one writer at a time anyway."""
+    if is_postgresql(session):
+        # The first 8 bytes of the id as a signed 64-bit key: a collision only makes two batches wait.
+        keys = sorted({int.from_bytes(i.bytes[:8], "big", signed=True) for i in ids})
+        await session.execute(_LOCK_SUBMISSIONS, {"keys": keys})
+
+
 async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Submission]:
     found: dict[uuid.UUID, Submission] = {}
     for chunk in _chunks(list(set(ids))):

@@ -3,11 +3,13 @@ reminders and daily snapshots as on SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 
+from services.stats import storage
 from services.stats.app import MIGRATIONS
 from services.stats.application import StatsApplication
 from services.stats.tests.conftest import ManualClock, Published, stats_settings
@@ -46,3 +48,26 @@ async def test_figures_idempotence_reminders_and_days_on_postgres(
     assert len(days) == (STORY_TODAY - date(2025, 1, 20)).days + 1
     assert days[-1][1].total == OUS_TOTAL
     assert days[0][1].total.tumours < OUS_TOTAL.tumours
+
+
+async def test_two_instances_applying_a_submissions_receipt_and_outcome_at_once_keep_both(
+    postgres_url: str, clock: ManualClock, published: Published
+) -> None:
+    # Receipts are keyed by hospital and outcomes by child: two stats instances in one group can hold the
+    # receipt and the outcome of one submission at the same moment. Neither may overwrite the other's facts.
+    engine = create_engine(postgres_url)
+    await upgrade(engine, MIGRATIONS)
+    sessions = session_factory(engine)
+    first, second = (StatsApplication(sessions, stats_settings(postgres_url), clock, published) for _ in range(2))
+    clock.set_day(STORY_TODAY)
+    told = story()
+    try:
+        await asyncio.gather(first.apply(told.receipts), second.apply(told.outcomes))
+        async with sessions() as session:
+            submissions = await storage.load_submissions(session, [o.submission_id for o in told.outcomes])
+        await first.flush()
+        assert (await first.current("ous")).total == OUS_TOTAL
+    finally:
+        await engine.dispose()
+    assert len(submissions) == len(told.outcomes)
+    assert all(s.receipted and s.outcome is not None for s in submissions.values())
