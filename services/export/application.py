@@ -18,8 +18,9 @@ from services.export.domain.record import ExportIds, build_records, canonical_js
 from services.export.domain.sources import Source, record_key, replaces, tumour_of
 from services.export.storage import BatchState, ProcessedMessage, RecordsState
 from shared.db import claim_new
-from shared.events import ReservationRegistered, ReservationWithdrawn, SubmissionValidated
+from shared.events import DiagnosisForm, ReservationRegistered, ReservationWithdrawn, SubmissionValidated
 from shared.events.base import utcnow
+from shared.events.forms import FormType
 from shared.kafka import Delivery
 from shared.observability.metrics import count_consumed
 
@@ -42,12 +43,24 @@ def _child_of(event: ConsumedEvent) -> str:
     return event.child.pseudonym if isinstance(event, SubmissionValidated) else event.child_pseudonym
 
 
-def _sources_by_child(state: BatchState, taken: dict[str, SubmissionValidated]) -> dict[str, list[Source]]:
-    """Every current report of the batch's children: the stored ones, unless the batch replaced them, then
-    the batch's new records."""
+def _sources_by_child(
+    state: BatchState, taken: dict[str, SubmissionValidated], whole: set[str]
+) -> dict[str, list[Source]]:
+    """The current reports planning needs, decoded: the batch's new records and, of the stored ones, those
+    of the `whole` children, every one of the tumours whose diagnosis the batch changed and the other
+    touched tumours' diagnoses (`depending_on`: nothing else of theirs depends on the batch)."""
+    rediagnosed = {tumour_of(e) for e in taken.values() if isinstance(e.form, DiagnosisForm)}
     by_child: dict[str, list[Source]] = defaultdict(list)
     for key, stored in state.sources.items():
-        event = taken.get(key) or stored_report(stored.event)
+        event = taken.get(key)
+        if event is None:
+            if not (
+                stored.form_type == FormType.DIAGNOSIS
+                or stored.tumour_key in rediagnosed
+                or stored.child_pseudonym in whole
+            ):
+                continue
+            event = stored_report(stored.event)
         by_child[stored.child_pseudonym].append(Source(key, event))
     for key, event in taken.items():
         if key not in state.sources:
@@ -125,7 +138,7 @@ class ExportApplication:
                     "reserved": reserved,
                     "reservation_changed_at": event.effective_at,
                 }
-        by_child = _sources_by_child(state, taken)
+        by_child = _sources_by_child(state, taken, whole)
         changed: dict[str, list[Source]] = defaultdict(list)
         for key, event in taken.items():
             changed[event.child.pseudonym].append(Source(key, event))

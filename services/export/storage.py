@@ -20,6 +20,8 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
+    bindparam,
     exists,
     false,
     func,
@@ -28,13 +30,14 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.export.domain.ledger import LedgerEntry, Operation, RevisionState, Status
 from shared.db import ProcessedMessageMixin
-from shared.db.bulk import insert_rows, upsert
+from shared.db.bulk import insert_rows, is_postgresql, upsert
 from shared.db.types import UtcDateTime
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -169,9 +172,12 @@ _LEDGER = cast(Table, LedgerOp.__table__)
 
 @dataclass(frozen=True, slots=True)
 class StoredSource:
-    """A `sources` row as planning needs it: whose it is, and the validated event as stored (JSON)."""
+    """A `sources` row as planning needs it: whose and which tumour's report it is, and the validated event
+    as stored (JSON, decoded only if planning needs it)."""
 
     child_pseudonym: str
+    tumour_key: str
+    form_type: str
     event: str
 
 
@@ -212,11 +218,11 @@ async def load_batch_state(
     }
     sources = _SOURCES.c
     stored = {
-        key: StoredSource(pseudonym, event)
-        for key, pseudonym, event in await session.execute(
-            select(sources.record_key, sources.child_pseudonym, sources.event).where(
-                _any(sources.child_pseudonym, whole, sources.tumour_key, tumours)
-            )
+        key: StoredSource(*row)
+        for key, *row in await session.execute(
+            select(
+                sources.record_key, sources.child_pseudonym, sources.tumour_key, sources.form_type, sources.event
+            ).where(_any(session, sources.child_pseudonym, whole, sources.tumour_key, tumours))
         )
     }
     return BatchState(reserved, stored)
@@ -236,7 +242,7 @@ async def load_records(
         record_id: RevisionState(revision, sha256)
         for record_id, revision, sha256 in await session.execute(
             select(states.record_id, states.revision, states.content_sha256).where(
-                _any(states.child_pseudonym, whole, states.record_id, record_ids)
+                _any(session, states.child_pseudonym, whole, states.record_id, record_ids)
             )
         )
     }
@@ -251,7 +257,7 @@ async def load_records(
             ops.attempts,
             ops.record_sha256,
         )
-        .where(_any(ops.child_pseudonym, whole, ops.record_id, record_ids))
+        .where(_any(session, ops.child_pseudonym, whole, ops.record_id, record_ids))
         .order_by(ops.id)
         .with_for_update()
     )
@@ -265,10 +271,22 @@ async def load_records(
 
 
 def _any(
-    child: ColumnElement[str], children: Collection[str], key: ColumnElement[str], keys: Collection[str]
+    session: AsyncSession,
+    child: ColumnElement[str],
+    children: Collection[str],
+    key: ColumnElement[str],
+    keys: Collection[str],
 ) -> ColumnElement[bool]:
-    """The rows of the `children`, and those with one of the `keys`."""
-    conditions = [column.in_(list(values)) for column, values in ((child, children), (key, keys)) if values]
+    """The rows of the `children`, and those with one of the `keys`. On PostgreSQL each list is one array
+    parameter (`= ANY(:keys)`): an IN list is rendered anew for every batch, a bound parameter per value,
+    which cost a tenth of the handler's time."""
+    conditions = [
+        column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+        if is_postgresql(session)
+        else column.in_(list(values))
+        for column, values in ((child, children), (key, keys))
+        if values
+    ]
     return or_(false(), *conditions)
 
 
