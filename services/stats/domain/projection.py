@@ -336,7 +336,8 @@ def _tally_outcome(tumour: Tumour, submission: Submission, month: str, sign: int
 def _month(state: BatchState, received_at: datetime) -> str:
     """The local month a submission was received, "YYYY-MM". Its receipt and its validation outcome carry
     the same `received_at` (intake's), so either names the month, as `received_year` names the year."""
-    return state.local_date(received_at).strftime("%Y-%m")
+    day = state.local_date(received_at)
+    return f"{day.year:04d}-{day.month:02d}"  # strftime's work, at a third of its cost
 
 
 def _earliest(current: date | None, candidate: date) -> date:
