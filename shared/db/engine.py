@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,19 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 _UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
 
 
+def _sqlstates(exc: BaseException) -> Iterator[str]:
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            yield sqlstate
+
+
+def transaction_conflict(exc: BaseException) -> bool:
+    """Whether the database rolled the transaction back for colliding with a concurrent one (SQLSTATE
+    class 40: deadlock detected, serialization failure): the same transaction, run again, succeeds."""
+    return any(sqlstate.startswith("40") for sqlstate in _sqlstates(exc))
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot serve right now (down, starting up, shutting down,
     unreachable) rather than that the work is wrong: the same work will succeed later. asyncpg raises
@@ -55,8 +69,4 @@ def database_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
         return True
-    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
-        sqlstate = getattr(candidate, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
-            return True
-    return False
+    return any(sqlstate.startswith(_UNAVAILABLE_SQLSTATES) for sqlstate in _sqlstates(exc))

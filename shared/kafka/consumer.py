@@ -31,7 +31,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from shared.db.engine import database_unavailable
+from shared.db.engine import database_unavailable, transaction_conflict
 from shared.kafka.codec import Decoder, KeyOf
 from shared.kafka.deadletters import DeadLetterPublisher
 from shared.observability.metrics import (
@@ -59,7 +59,7 @@ class KeyMismatch(ValueError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSIENT_ERRORS) or database_unavailable(exc)
+    return isinstance(exc, TRANSIENT_ERRORS) or database_unavailable(exc) or transaction_conflict(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,45 +105,53 @@ def subscribe_batch(
     retry: RetryPolicy = RetryPolicy(),
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
     keys: Mapping[str, KeyOf] | None = None,
+    consumers: int = 1,
 ) -> None:
     """Subscribe `handler` to the topics in `decoders` as `group_id`, with the guarantees above. `keys` names,
-    per topic, the key a record must carry given its event (`shared.kafka.codec.key_of`)."""
+    per topic, the key a record must carry given its event (`shared.kafka.codec.key_of`).
+
+    `consumers` members of the group run in this process, each over its own partitions: their batches are
+    applied concurrently, one's database round trips overlapping another's work. Per-partition order
+    holds as with one; `handler` must be safe to run concurrently with itself."""
     expected_keys = dict(keys or {})
 
-    @broker.subscriber(
-        *list(decoders),
-        group_id=group_id,
-        batch=True,
-        max_records=settings.max_batch,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset=auto_offset_reset,
-        decoder=_no_decode,
-        title=f"{service}:{'+'.join(decoders)}",
-    )
-    async def consume(message: KafkaMessage) -> None:
-        records: Sequence[Any] = message.raw_message
-        decoded: list[tuple[Delivery[Any], Any]] = []
-        undecodable: list[tuple[Any, BaseException, int]] = []
-        for record in records:
-            try:
-                event = decoders[record.topic](record.value)
-                if (key_of := expected_keys.get(record.topic)) is not None and record.key != key_of(event).encode():
-                    raise KeyMismatch(
-                        "the record's key is not the one its event must be keyed by (see shared/topics.py)"
-                    )
-            except UNDECODABLE_ERRORS as exc:
-                undecodable.append((record, exc, 1))
-                continue
-            headers = tuple(record.headers or ())
-            delivery = Delivery(event, record.key, record.topic, record.partition, record.offset, headers)
-            decoded.append((delivery, record))
-        if undecodable:
-            await dead_letters.publish(undecodable)
-        if decoded:
-            started = time.perf_counter()
-            await _apply(decoded, service, handler, dead_letters, retry)
-            BATCH_SECONDS.labels(service=service).observe(time.perf_counter() - started)
+    for member in range(consumers):
+
+        @broker.subscriber(
+            *list(decoders),
+            group_id=group_id,
+            batch=True,
+            max_records=settings.max_batch,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset=auto_offset_reset,
+            decoder=_no_decode,
+            title=f"{service}:{'+'.join(decoders)}" + (f":{member + 1}" if member else ""),
+            include_in_schema=member == 0,  # the others are the same subscription
+        )
+        async def consume(message: KafkaMessage) -> None:
+            records: Sequence[Any] = message.raw_message
+            decoded: list[tuple[Delivery[Any], Any]] = []
+            undecodable: list[tuple[Any, BaseException, int]] = []
+            for record in records:
+                try:
+                    event = decoders[record.topic](record.value)
+                    if (key_of := expected_keys.get(record.topic)) is not None and record.key != key_of(event).encode():
+                        raise KeyMismatch(
+                            "the record's key is not the one its event must be keyed by (see shared/topics.py)"
+                        )
+                except UNDECODABLE_ERRORS as exc:
+                    undecodable.append((record, exc, 1))
+                    continue
+                headers = tuple(record.headers or ())
+                delivery = Delivery(event, record.key, record.topic, record.partition, record.offset, headers)
+                decoded.append((delivery, record))
+            if undecodable:
+                await dead_letters.publish(undecodable)
+            if decoded:
+                started = time.perf_counter()
+                await _apply(decoded, service, handler, dead_letters, retry)
+                BATCH_SECONDS.labels(service=service).observe(time.perf_counter() - started)
 
 
 async def _apply(

@@ -13,9 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError, UniqueViolationError
+from asyncpg.exceptions import (
+    AdminShutdownError,
+    CannotConnectNowError,
+    DeadlockDetectedError,
+    SerializationError,
+    UniqueViolationError,
+)
 from faststream.kafka import KafkaBroker, TestKafkaBroker
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.events import DeadLetter, ReservationRegistered
 from shared.kafka import Delivery, subscribe_batch
@@ -138,6 +144,14 @@ async def test_a_record_keyed_otherwise_than_its_event_is_dead_lettered_unapplie
     [letter] = harness.dead
     assert letter.error_type == "KeyMismatch"
     assert base64.b64decode(letter.key_b64 or "") == b"ous"
+
+
+def test_a_transaction_that_collided_with_a_concurrent_one_is_retried() -> None:
+    # Concurrent batches (several consumers of a group in one process) can deadlock or fail to serialize;
+    # SQLAlchemy wraps these asyncpg errors in a plain DBAPIError.
+    for error in (DeadlockDetectedError("deadlock detected"), SerializationError("could not serialize access")):
+        assert is_transient(DBAPIError("UPDATE counters ...", {}, error))
+    assert not is_transient(DBAPIError("INSERT ...", {}, UniqueViolationError("duplicate key value")))
 
 
 async def test_a_database_starting_up_or_shutting_down_is_retried_never_dead_lettered() -> None:
