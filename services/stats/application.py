@@ -5,6 +5,7 @@ reminder sweep, publishing changed scopes (coalesced), the queries of the API, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -85,9 +86,13 @@ class StatsApplication:
         self.reminder_topic = settings.kafka.topic(REMINDERS)
         # Set when a scope may have changed; the publisher waits on it, so an idle service does no work.
         self.changed = asyncio.Event()
-        # One writer at a time in this process: a batch, the sweep and the publisher each read and then
-        # write the same rows (SQLite would refuse the stale writer; PostgreSQL is guarded by row locks).
-        self._writing = asyncio.Lock()
+        # Batches, the sweep and the publisher each read and then write the same rows. PostgreSQL orders
+        # them with row and advisory locks, so they overlap; SQLite would refuse a stale writer, so there
+        # they take turns.
+        sqlite = sessions.kw["bind"].dialect.name == "sqlite"
+        self._writing: contextlib.AbstractAsyncContextManager[object] = (
+            asyncio.Lock() if sqlite else contextlib.nullcontext()
+        )
         self._reminders_changed = True  # gauges start from the database
         self._gauged: set[str] = set()
         self._draining = False  # the last batch was full: a backlog is draining

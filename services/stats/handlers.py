@@ -21,4 +21,5 @@ def subscribe(service: Service, stats: StatsApplication) -> None:
         dead_letters=service.dead_letters,
         settings=service.settings.kafka,
         keys={service.topic(spec): key_of(spec) for spec in INPUT_TOPICS},
+        consumers=stats.settings.consumers,
     )

@@ -34,6 +34,9 @@ class StatsSettings(ServiceSettings):
     # yields a few snapshots a second per hospital, not one per batch.
     snapshot_interval_s: float = Field(0.5, gt=0)
     reminder_sweep_interval_s: float = Field(60.0, gt=0)
+    # Members of the consumer group in this process, each applying its own partitions' batches: while
+    # one waits for PostgreSQL, another computes (SQLite takes one writer at a time whatever this says).
+    consumers: int = Field(2, ge=1, le=8)
 
     @field_validator("timezone")
     @classmethod
