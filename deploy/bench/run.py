@@ -8,7 +8,6 @@ directory), runs the sections below in order, prints a table and writes `var/ben
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ from deploy.bench.baseline import consume_raw, produce_raw
 from deploy.bench.consumers import drain_service
 from deploy.bench.infra import Infra, MemoryWatch, machine, produce, running_infra
 from shared.kafka.admin import ensure_topics
+from shared.service import run_event_loop
 from shared.settings import VAR_DIR, KafkaSettings
 from shared.topics import SUBMISSIONS_RECEIVED
 
@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    path = asyncio.run(run(QUICK if args.quick else FULL, sections, args.max_batch, args.label))
+    # The event loop the services run on (uvloop), for the raw client as for them.
+    path = run_event_loop(run(QUICK if args.quick else FULL, sections, args.max_batch, args.label))
     from deploy.bench.report import print_table
 
     print_table(json.loads(path.read_text()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from services.stats.rebuild import RebuildReport, rebuild
 from services.stats.settings import StatsSettings
+from shared.service import run_event_loop
 from shared.settings import load_settings
 
 app = typer.Typer(help="Commands of the stats service.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def rebuild_command(
             bar.update(task, completed=done, total=total)
 
         try:
-            report = asyncio.run(rebuild(settings, batch_size=batch_size, progress=advance))
+            report = run_event_loop(rebuild(settings, batch_size=batch_size, progress=advance))
         except RuntimeError as exc:  # e.g. the input topics do not exist on this cluster
             console.print(f"[red]rebuild failed:[/] {exc}")
             raise typer.Exit(1) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import uvicorn
@@ -11,6 +10,7 @@ from services.stats.dashboard.app import create_app
 from services.stats.dashboard.settings import DashboardSettings
 from services.stats.dashboard.stream import Hub
 from shared.observability.logging import configure_logging
+from shared.service import run_event_loop
 from shared.settings import load_settings
 
 
@@ -39,7 +39,7 @@ def main() -> None:
         timeout_graceful_shutdown=5,  # nothing in flight to finish: the streams end and browsers reconnect
         access_log=False,
     )
-    asyncio.run(_Server(config, app.state.hub).serve())
+    run_event_loop(_Server(config, app.state.hub).serve())
 
 
 if __name__ == "__main__":
