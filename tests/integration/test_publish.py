@@ -48,7 +48,7 @@ def dead_letter(value_bytes: int) -> DeadLetter:
         offset=0,
         consumer_group="export",
         key_b64=None,
-        value_b64=base64.b64encode(os.urandom(value_bytes)).decode(),  # random: lz4 does not shrink it
+        value_b64=base64.b64encode(os.urandom(value_bytes)).decode(),  # random: compression does not shrink it
         value_encoding="base64",
         error_type="ValueError",
         error="too large",
