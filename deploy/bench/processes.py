@@ -24,7 +24,13 @@ from deploy.local.kafka import pick_free_ports
 from deploy.local.platform import LocalPlatform, ServiceProcess
 from deploy.synthetic import Item
 from shared.settings import KafkaSettings
-from shared.topics import HOSPITAL_INBOUND, STATS_SNAPSHOTS, SUBMISSIONS_RECEIVED, SUBMISSIONS_VALIDATED
+from shared.topics import (
+    HOSPITAL_INBOUND,
+    STATS_SNAPSHOTS,
+    SUBMISSIONS_RECEIVED,
+    SUBMISSIONS_REJECTED,
+    SUBMISSIONS_VALIDATED,
+)
 
 HOST = "127.0.0.1"
 
@@ -184,6 +190,59 @@ class SnapshotWatch:
         await self._consumer.stop()
 
 
+class StageWatch:
+    """When submissions reached `submissions.received` (intake's relay published them) and when validation
+    published its decisions: the records' timestamps (set by their producers), on this process's
+    perf_counter timeline like everything else the benchmark times."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.received: list[float] = []
+        self.decided: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+        self._epoch = time.time() - time.perf_counter()  # wall clock minus perf_counter
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *(
+                self.settings.topic(spec)
+                for spec in (SUBMISSIONS_RECEIVED, SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED)
+            ),
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        received = self.settings.topic(SUBMISSIONS_RECEIVED)
+        async for record in self._consumer:
+            when = record.timestamp / 1000 - self._epoch
+            (self.received if record.topic == received else self.decided).append(when)
+
+    def since(self, start: float) -> tuple[list[float], list[float]]:
+        """The times each stage was reached after `start`, in order."""
+        return sorted(t for t in self.received if t >= start), sorted(t for t in self.decided if t >= start)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            await self._consumer.stop()
+
+
+def _stage_percentiles(stages: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {
+            "p50_ms": round(1000 * LoadResult(latencies=times).percentile(50), 1),
+            "p99_ms": round(1000 * LoadResult(latencies=times).percentile(99), 1),
+        }
+        for name, times in stages.items()
+    }
+
+
 async def _fetch_count(url: str, query: str) -> int:
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
@@ -234,17 +293,27 @@ class LedgerWatch:
 
 
 async def _paced_to_stats(
-    watch: SnapshotWatch, port: int, tokens: dict[str, str], items: Sequence[Item], rate: float
+    watch: SnapshotWatch, stages: StageWatch, port: int, tokens: dict[str, str], items: Sequence[Item], rate: float
 ) -> dict[str, Any]:
     base = watch.decided
+    start = time.perf_counter()
     paced = await open_loop(HOST, port, list(submission_requests(items, tokens, port)), rate=rate)
     accepted_due = sorted(due for _, due, _, status in paced.timeline if status == 202)
     await watch.wait_for(base + len(accepted_due), quiet_s=10, timeout_s=120)
+    received, decided = stages.since(start)
     latencies = []
+    # The k-th submission sent is taken to be the k-th to reach each stage: the stages' shares then add
+    # up to each submission's latency (an order statistic, as the latency itself is).
+    by_stage: dict[str, list[float]] = {"intake": [], "validation": [], "stats": []}
     for k, due in enumerate(accepted_due, start=1):
         reflected = watch.first_at_least(base + k)
-        if reflected is not None:
-            latencies.append(reflected - due)
+        if reflected is None:
+            continue
+        latencies.append(reflected - due)
+        if k <= min(len(received), len(decided)):
+            by_stage["intake"].append(received[k - 1] - due)
+            by_stage["validation"].append(decided[k - 1] - received[k - 1])
+            by_stage["stats"].append(reflected - decided[k - 1])
     lat = LoadResult(latencies=latencies)
     return {
         "http": paced.as_dict(),
@@ -252,6 +321,9 @@ async def _paced_to_stats(
         "of": len(accepted_due),
         "to_stats_p50_ms": round(1000 * lat.percentile(50), 1),
         "to_stats_p99_ms": round(1000 * lat.percentile(99), 1),
+        # intake: HTTP request to its event on submissions.received (group commit, outbox relay);
+        # validation: to its decision on validated/rejected; stats: to the registry snapshot counting it.
+        "stages": _stage_percentiles(by_stage),
     }
 
 
@@ -273,8 +345,9 @@ async def end_to_end(
     )
     platform.start()
     kafka = KafkaSettings(bootstrap_servers=infra.bootstrap, topic_prefix=prefix)
-    watch = SnapshotWatch(kafka)
+    watch, stages = SnapshotWatch(kafka), StageWatch(kafka)
     await watch.start()
+    await stages.start()
     result: dict[str, Any] = {"snapshot_interval_s": 0.05}
     try:
         port = platform.port("intake")
@@ -294,7 +367,8 @@ async def end_to_end(
             start += count
             for item in paced_items:
                 intake.received(item)
-            result[f"at_{rate}_per_s"] = await _paced_to_stats(watch, port, platform.tokens, paced_items, rate)
+            result[f"at_{rate}_per_s"] = await _paced_to_stats(watch, stages, port, platform.tokens, paced_items, rate)
+        await stages.stop()  # not reading every record of the burst on the cores the services share
         burst = stream[start:]
 
         # 2. Throughput: a burst, nine children in ten through the inbound topic, the rest over HTTP.
@@ -348,6 +422,7 @@ async def end_to_end(
         }
     finally:
         await watch.stop()
+        await stages.stop()
         platform.stop()
     return result
 

@@ -87,6 +87,15 @@ ROWS = [
         "ms",
         higher_is_better=False,
     ),
+    *(
+        Row(
+            f"end to end at 200/s: p99 in {stage}",
+            _at("end_to_end", "at_200_per_s", "stages", stage, "p99_ms"),
+            "ms",
+            higher_is_better=False,
+        )
+        for stage in ("intake", "validation", "stats")
+    ),
     Row("HTTP intake: max", _at("http_intake", "max", "per_second"), "req/s", "≥ 1,500", lambda v: v >= 1500),
     Row(
         "HTTP intake: p99 at 500/s",
