@@ -166,9 +166,9 @@ class ExportApplication:
     @staticmethod
     def _take_report(state: BatchState, taken: dict[str, SubmissionValidated], event: SubmissionValidated) -> None:
         key = record_key(event)
+        before = taken.get(key)
         stored = state.sources.get(key)
-        before = taken.get(key) or (stored_report(stored.event) if stored else None)
-        if replaces(before, event):
+        if replaces(before.received_at if before else stored.received_at if stored else None, event):
             taken[key] = event
 
     def _plan(

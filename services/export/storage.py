@@ -172,12 +172,13 @@ _LEDGER = cast(Table, LedgerOp.__table__)
 
 @dataclass(frozen=True, slots=True)
 class StoredSource:
-    """A `sources` row as planning needs it: whose and which tumour's report it is, and the validated event
-    as stored (JSON, decoded only if planning needs it)."""
+    """A `sources` row as planning needs it: whose and which tumour's report it is, when it was received,
+    and the validated event as stored (JSON, decoded only if planning needs it)."""
 
     child_pseudonym: str
     tumour_key: str
     form_type: str
+    received_at: datetime
     event: str
 
 
@@ -221,7 +222,12 @@ async def load_batch_state(
         key: StoredSource(*row)
         for key, *row in await session.execute(
             select(
-                sources.record_key, sources.child_pseudonym, sources.tumour_key, sources.form_type, sources.event
+                sources.record_key,
+                sources.child_pseudonym,
+                sources.tumour_key,
+                sources.form_type,
+                sources.received_at,
+                sources.event,
             ).where(_any(session, sources.child_pseudonym, whole, sources.tumour_key, tumours))
         )
     }

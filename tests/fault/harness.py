@@ -832,7 +832,7 @@ async def _check_export(
     current: dict[str, SubmissionValidated] = {}
     for _, event in validated:
         key = record_key(event)
-        if replaces(current.get(key), event):
+        if replaces(current[key].received_at if key in current else None, event):
             current[key] = event
     reserved: dict[str, bool] = {}
     for _, event in reservations:  # offset order per child: the latest event is the child's state

@@ -12,6 +12,7 @@ rejected and never reached export.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from shared.events import DiagnosisForm, SubmissionValidated
 
@@ -36,7 +37,8 @@ def record_key(event: SubmissionValidated) -> str:
     return f"{tumour_of(event)}/{event.form.form_type}/{event.report_id}"
 
 
-def replaces(current: SubmissionValidated | None, incoming: SubmissionValidated) -> bool:
-    """Whether `incoming` becomes the record's current version: the later report wins, so a replayed old
-    version (validation recoding its history) does not undo a correction."""
-    return current is None or incoming.received_at >= current.received_at
+def replaces(current_received_at: datetime | None, incoming: SubmissionValidated) -> bool:
+    """Whether `incoming` becomes the record's current version (received at `current_received_at`, None if
+    there is none): the later report wins, so a replayed old version (validation recoding its history) does
+    not undo a correction."""
+    return current_received_at is None or incoming.received_at >= current_received_at
