@@ -230,14 +230,12 @@ class StatsApplication:
         # meanwhile: a snapshot is labelled with the version read first and may hold newer counters, and a
         # scope changed since is still dirty afterwards (`mark_published` only raises the mark).
         async with self.sessions() as session:
-            dirty = await storage.dirty_scopes(session)
-            snapshots = [await self._snapshot(session, scope, now) for scope in dirty]
+            snapshots = await self._snapshots(session, await storage.dirty_scopes(session), now)
         if not snapshots:
             return []
         await self.publish([Outgoing(self.snapshot_topic, s.scope, s) for s in snapshots])
         async with self._writing, self.sessions.begin() as session:
-            for snapshot in snapshots:
-                await storage.save_daily(session, snapshot.scope, today, snapshot.version, snapshot.to_json().decode())
+            await storage.save_daily(session, today, [(s.scope, s.version, s.to_json().decode()) for s in snapshots])
             await storage.mark_published(session, {s.scope: s.version for s in snapshots})
         for snapshot in snapshots:
             SNAPSHOTS_PUBLISHED_TOTAL.labels(scope=snapshot.scope).inc()
@@ -253,18 +251,27 @@ class StatsApplication:
                     counts.get((hospital, kind.value), 0)
                 )
 
-    async def _snapshot(self, session: AsyncSession, scope: str, now: datetime) -> StatsSnapshot:
+    async def _snapshots(self, session: AsyncSession, versions: dict[str, int], now: datetime) -> list[StatsSnapshot]:
+        """The snapshots of these scopes at these versions, in three queries whatever their number."""
         # Versions are read first, counters after: the counters are as new as the versions or newer, and
         # a period changed in between is recomputed at the next flush, its version having moved on.
-        version = await storage.scope_version(session, scope) or 0
-        versions = await storage.period_versions(session, scope)
-        stale = [p for p, v in versions.items() if getattr(self._periods.get((scope, p)), "version", None) != v]
-        if stale:
-            counters = await storage.counters_of(session, scope, stale)
-            for period in stale:
-                self._periods[(scope, period)] = self._period(versions[period], counters.get(period, {}))
+        periods = await storage.period_versions(session, versions)
+        stale = [
+            (scope, period)
+            for scope, by_period in periods.items()
+            for period, version in by_period.items()
+            if getattr(self._periods.get((scope, period)), "version", None) != version
+        ]
+        counters = await storage.counters_of(session, stale)
+        for scope, period in stale:
+            self._periods[(scope, period)] = self._period(periods[scope][period], counters.get((scope, period), {}))
+        return [
+            self._snapshot(scope, version, sorted(periods.get(scope, ())), now) for scope, version in versions.items()
+        ]
+
+    def _snapshot(self, scope: str, version: int, periods: list[int], now: datetime) -> StatsSnapshot:
         total = self._periods.get((scope, TOTAL)) or self._period(0, {})
-        years = {p: self._periods[(scope, p)].figures for p in sorted(versions) if p != TOTAL}
+        years = {p: self._periods[(scope, p)].figures for p in periods if p != TOTAL}
         return StatsSnapshot(
             # The same scope and version name the same snapshot, however often it is published.
             event_id=derived_event_id(f"stats.snapshot:{scope}", str(version)),
@@ -288,13 +295,15 @@ class StatsApplication:
     async def current(self, scope: str) -> StatsSnapshot:
         """The scope's figures as they are now (not waiting for the next publication)."""
         async with self.sessions() as session:
-            return await self._snapshot(session, scope, self.clock.now())
+            version = await storage.scope_version(session, scope) or 0
+            [snapshot] = await self._snapshots(session, {scope: version}, self.clock.now())
+        return snapshot
 
     async def for_year(self, scope: str, year: int) -> tuple[int, Figures]:
         async with self.sessions() as session:
             version = await storage.scope_version(session, scope) or 0
-            counters = await storage.counters_of(session, scope, [year])
-            return version, figures(counters.get(year, {}), self.settings.treatment_report_target)
+            counters = await storage.counters_of(session, [(scope, year)])
+            return version, figures(counters.get((scope, year), {}), self.settings.treatment_report_target)
 
     async def daily(self, scope: str, first: date, last: date) -> list[tuple[date, StatsSnapshot]]:
         """One snapshot per day from `first` to `last`: the day's last, or the one before carried forward

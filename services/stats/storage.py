@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -459,21 +460,28 @@ async def _bump_periods(session: AsyncSession, periods: Iterable[tuple[str, int]
     await insert_rows(session, _P, rows, conflict=("scope", "period"), update={"version": lambda _: _P.c.version + 1})
 
 
-async def period_versions(session: AsyncSession, scope: str) -> dict[int, int]:
-    statement = select(_P.c.period, _P.c.version).where(_P.c.scope == scope)
-    return {period: version for period, version in await session.execute(statement)}
+async def period_versions(session: AsyncSession, scopes: Iterable[str]) -> dict[str, dict[int, int]]:
+    """The period versions of these scopes, by scope then period."""
+    statement = select(_P.c.scope, _P.c.period, _P.c.version).where(_P.c.scope.in_(list(scopes)))
+    by_scope: dict[str, dict[int, int]] = {}
+    for scope, period, version in await session.execute(statement):
+        by_scope.setdefault(scope, {})[period] = version
+    return by_scope
 
 
 async def counters_of(
-    session: AsyncSession, scope: str, periods: Iterable[int] | None = None
-) -> dict[int, dict[tuple[str, str], int]]:
-    """A scope's counters (of these periods, or all) by period, then (metric, key)."""
-    statement = select(_C.c.period, _C.c.metric, _C.c.key, _C.c.value).where(_C.c.scope == scope, _C.c.value != 0)
-    if periods is not None:
-        statement = statement.where(_C.c.period.in_(list(periods)))
-    by_period: dict[int, dict[tuple[str, str], int]] = {}
-    for row_period, metric, key, value in await session.execute(statement):
-        by_period.setdefault(row_period, {})[(metric, key)] = value
+    session: AsyncSession, periods: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], dict[tuple[str, str], int]]:
+    """The counters of these (scope, period) pairs, by pair then (metric, key)."""
+    wanted = list(periods)
+    if not wanted:
+        return {}
+    statement = select(_C.c.scope, _C.c.period, _C.c.metric, _C.c.key, _C.c.value).where(
+        tuple_(_C.c.scope, _C.c.period).in_(wanted), _C.c.value != 0
+    )
+    by_period: dict[tuple[str, int], dict[tuple[str, str], int]] = {}
+    for scope, period, metric, key, value in await session.execute(statement):
+        by_period.setdefault((scope, period), {})[(metric, key)] = value
     return by_period
 
 
@@ -485,20 +493,32 @@ async def scopes(session: AsyncSession) -> list[str]:
     return list(await session.scalars(select(_V.c.scope).order_by(_V.c.scope)))
 
 
-async def dirty_scopes(session: AsyncSession) -> list[str]:
-    statement = select(_V.c.scope).where(_V.c.version > _V.c.published_version).order_by(_V.c.scope)
-    return list(await session.scalars(statement))
+async def dirty_scopes(session: AsyncSession) -> dict[str, int]:
+    """The scopes changed since their last published snapshot, with their versions."""
+    statement = select(_V.c.scope, _V.c.version).where(_V.c.version > _V.c.published_version).order_by(_V.c.scope)
+    return {scope: version for scope, version in await session.execute(statement)}
+
+
+# Only ever raises the mark: a scope changed while its snapshot was published stays dirty.
+_MARK_PUBLISHED = (
+    update(_V)
+    .where(_V.c.scope == bindparam("b_scope"), _V.c.published_version < bindparam("b_version"))
+    .values(published_version=bindparam("b_version"))
+)
 
 
 async def mark_published(session: AsyncSession, versions: dict[str, int]) -> None:
-    for scope, version in versions.items():
-        await session.execute(
-            update(_V).where(_V.c.scope == scope, _V.c.published_version < version).values(published_version=version)
-        )
+    if versions:  # one executemany (pipelined by asyncpg), scopes in key order
+        rows = [{"b_scope": scope, "b_version": version} for scope, version in sorted(versions.items())]
+        await session.execute(_MARK_PUBLISHED, rows)
 
 
-async def save_daily(session: AsyncSession, scope: str, day: date, version: int, snapshot: str) -> None:
-    await upsert(session, _D, [{"scope": scope, "day": day, "version": version, "snapshot": snapshot}])
+async def save_daily(session: AsyncSession, day: date, snapshots: Iterable[tuple[str, int, str]]) -> None:
+    """Keep (scope, version, snapshot JSON) as each scope's snapshot of `day`."""
+    rows = [
+        {"scope": scope, "day": day, "version": version, "snapshot": snapshot} for scope, version, snapshot in snapshots
+    ]
+    await upsert(session, _D, rows)
 
 
 async def daily_snapshots(session: AsyncSession, scope: str, first: date, last: date) -> list[DailySnapshotRow]:
