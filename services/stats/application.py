@@ -166,7 +166,13 @@ class StatsApplication:
         submissions = await storage.load_submissions(session, ids)
         wanted = set(pseudonyms)
         wanted.update(e.child.pseudonym for e in events if not isinstance(e, ReceiptIssued))
-        wanted.update(s.pseudonym for s in submissions.values() if s.pseudonym is not None)
+        # A receipt needs its child only when it adds to a tumour's tallies: an outcome came first, and
+        # under the rule before `received_counted` (rows stored before it) did not count it received.
+        wanted.update(
+            s.pseudonym
+            for s in submissions.values()
+            if s.pseudonym is not None and not s.receipted and not s.received_counted
+        )
         state = BatchState(submissions=submissions, children=await storage.load_children(session, wanted), tz=self.tz)
         changes = project(state, events, today, self.policy)
         await storage.save_submissions(session, changes.submissions)

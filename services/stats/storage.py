@@ -83,7 +83,8 @@ class SubmissionRow(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)  # looked up by random ids only, as processed ids are
 
     submission_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    # [hospital, form type, received year, receipted, outcome, pseudonym, tumour ref, [rejection codes]]
+    # [hospital, form type, received year, receipted, outcome, pseudonym, tumour ref, [rejection codes],
+    #  received counted] (rows written before the last field existed have 8 items: not counted)
     facts: Mapped[str] = mapped_column(Text)
 
 
@@ -336,7 +337,7 @@ async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> d
     found: dict[uuid.UUID, Submission] = {}
     for chunk in _chunks(list(set(ids))):
         for submission_id, facts in await session.execute(_SUBMISSIONS, {"ids": chunk}):
-            hospital, form_type, year, receipted, outcome, pseudonym, ref, codes = orjson.loads(facts)
+            hospital, form_type, year, receipted, outcome, pseudonym, ref, codes, *counted = orjson.loads(facts)
             found[submission_id] = Submission(
                 submission_id=submission_id,
                 hospital_id=hospital,
@@ -347,6 +348,7 @@ async def load_submissions(session: AsyncSession, ids: Iterable[uuid.UUID]) -> d
                 pseudonym=pseudonym,
                 tumour_ref=ref,
                 rejection_codes=tuple(codes),
+                received_counted=bool(counted) and counted[0],
             )
     return found
 
@@ -365,6 +367,7 @@ async def save_submissions(session: AsyncSession, submissions: Iterable[Submissi
                     s.pseudonym,
                     s.tumour_ref,
                     s.rejection_codes,
+                    s.received_counted,
                 ]
             ).decode(),
         }

@@ -113,6 +113,9 @@ class Submission:
     form_type: FormType
     received_year: int
     receipted: bool = False
+    # Its `received` tally is on its tumour. The first outcome puts it there (a decided submission was
+    # received, whenever its receipt comes), so a receipt after its outcome need not load the child.
+    received_counted: bool = False
     outcome: Outcome | None = None
     pseudonym: str | None = None
     tumour_ref: str | None = None

@@ -136,6 +136,8 @@ def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
     if submission.receipted:
         return
     submission.receipted = True
+    if submission.received_counted:
+        return  # its outcome came first and counted it
     year, month = submission.received_year, _month(state, receipt.received_at)
     if submission.pseudonym is None or submission.tumour_ref is None:
         _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, submission.form_type), 1)
@@ -155,11 +157,13 @@ def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionReje
     if submission.outcome is not None:
         # Decided again (validation replayed with new coding tables): the new outcome replaces the old.
         _tally_outcome(tumour, submission, month, -1)
-    elif submission.receipted:
-        _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, form_type), -1)
-        _add(state.unattributed, (submission.hospital_id, year, M.MONTH_RECEIVED, month), -1)
+    elif not submission.received_counted:
+        if submission.receipted:  # counted on its hospital until now: moves to its tumour
+            _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, form_type), -1)
+            _add(state.unattributed, (submission.hospital_id, year, M.MONTH_RECEIVED, month), -1)
         _add(tumour.tallies, (year, M.RECEIVED, form_type), 1)
         _add(tumour.tallies, (year, M.MONTH_RECEIVED, month), 1)
+        submission.received_counted = True
     accepted = isinstance(event, SubmissionValidated)
     submission.outcome = Outcome.ACCEPTED if accepted else Outcome.REJECTED
     submission.pseudonym, submission.tumour_ref = event.child.pseudonym, form.tumour_ref

@@ -92,3 +92,20 @@ async def test_reminders_move_into_their_tumours_facts(tmp_path: Path) -> None:
         {},
         [(ReminderKind.TREATMENT_REPORT_MISSING, None)],
     )
+
+
+async def test_a_submission_stored_before_received_counted_existed_loads_as_not_counted(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'stats.db'}")
+    submission_id = uuid.uuid4()
+    old_facts = ["ous", "diagnosis", 2024, False, "accepted", "p-1", "T1", []]  # 8 items: no `received counted`
+    try:
+        await upgrade(engine, MIGRATIONS)
+        async with session_factory(engine).begin() as session:
+            await session.execute(
+                insert(storage.SubmissionRow),
+                [{"submission_id": submission_id, "facts": orjson.dumps(old_facts).decode()}],
+            )
+            [loaded] = (await storage.load_submissions(session, [submission_id])).values()
+    finally:
+        await engine.dispose()
+    assert (loaded.outcome, loaded.receipted, loaded.received_counted) == ("accepted", False, False)

@@ -94,3 +94,35 @@ def test_counters_added_up_from_changes_equal_the_contributions_of_the_final_fac
 def test_the_expected_counters_are_not_trivial() -> None:
     assert EXPECTED[("registry", 0, "tumours", "")] == 5
     assert EXPECTED[("ous", 2024, "children", "")] == 3
+
+
+def test_a_receipt_after_its_outcome_changes_nothing_and_needs_no_tumour() -> None:
+    told = story()
+    outcome, receipt = told.outcomes[0], told.receipts[0]
+    store = Store()
+    assert counters_after([[outcome]], store)[(REGISTRY_SCOPE, TOTAL, M.RECEIVED, "diagnosis")] == 1
+
+    # The submission alone, as the application loads it for a receipt that comes after its outcome.
+    changes = project(BatchState(store.submissions, {}, OSLO), [receipt], STORY_TODAY, POLICY)
+
+    assert (changes.counters, changes.tumours) == ({}, [])
+    assert store.submissions[receipt.submission_id].receipted
+
+
+def test_a_submission_decided_before_received_was_counted_at_the_outcome_counts_at_its_receipt() -> None:
+    # Stored by a version that counted a submission received only when its receipt came.
+    told = story()
+    outcome, receipt = told.outcomes[0], told.receipts[0]
+    store = Store()
+    before = counters_after([[outcome]], store)
+    submission = store.submissions[outcome.submission_id]
+    [tumour] = store.children[outcome.child.pseudonym].values()
+    submission.received_counted = False
+    for tally in [t for t in tumour.tallies if t[1] in (M.RECEIVED, M.MONTH_RECEIVED)]:
+        del tumour.tallies[tally]
+
+    changes = project(BatchState(store.submissions, store.children, OSLO), [receipt], STORY_TODAY, POLICY)
+
+    assert changes.counters[(REGISTRY_SCOPE, TOTAL, M.RECEIVED, "diagnosis")] == 1
+    assert changes.counters[(REGISTRY_SCOPE, 2024, M.MONTH_RECEIVED, "2024-01")] == 1
+    assert before[(REGISTRY_SCOPE, TOTAL, M.RECEIVED, "diagnosis")] == 1  # what the new rule counts at once
