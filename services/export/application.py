@@ -147,8 +147,7 @@ class ExportApplication:
             pseudonym: None if pseudonym in whole else depending_on(changed[pseudonym], by_child[pseudonym])
             for pseudonym in pseudonyms
         }
-        record_ids = [self._ids.record(key) for scope in scopes.values() if scope for key in scope]
-        records = await storage.load_records(session, pseudonyms, whole, record_ids)
+        records = await storage.load_records(session, pseudonyms)
         queue: list[dict[str, Any]] = []
         cancel: list[int] = []
         now = self._clock()
@@ -195,9 +194,13 @@ class ExportApplication:
                 "content_sha256": revision.content_sha256,
             }
         reserved = state.reserved[pseudonym]
-        # The ledger entries loaded are those of the records in scope: a record built but out of scope
-        # (taken out of NOPHO-Care) is planned too, through its entries.
-        decided = ledger.plan({} if reserved else wanted, records.ledger[pseudonym], reserved)
+        entries = records.ledger[pseudonym]
+        if scope is not None and entries:
+            # Only the records in scope: any other is not built, so it would look unwanted. One in scope but
+            # not built (out of NOPHO-Care now) is planned through its entries.
+            in_scope = {self._ids.record(key) for key in scope}
+            entries = [e for e in entries if e.record_id in in_scope]
+        decided = ledger.plan({} if reserved else wanted, entries, reserved)
         if not decided:
             return
         cancel += decided.cancel

@@ -193,7 +193,7 @@ class BatchState:
 
 @dataclass(slots=True)
 class RecordsState:
-    """The revisions and ledger entries of the records a batch plans."""
+    """The revisions and ledger entries of the records of a batch's children."""
 
     revisions: dict[str, RevisionState]  # by record id
     ledger: dict[str, list[LedgerEntry]]  # by child pseudonym, in ledger order
@@ -234,21 +234,15 @@ async def load_batch_state(
     return BatchState(reserved, stored)
 
 
-async def load_records(
-    session: AsyncSession, pseudonyms: Sequence[str], whole: Collection[str], record_ids: Collection[str]
-) -> RecordsState:
-    """Load the revisions and (on PostgreSQL locked) ledger entries of the `whole` children's records and of
-    the `record_ids`: the delivery worker's claims of them wait for this transaction, so planning never
-    races a claim."""
-    ledger: dict[str, list[LedgerEntry]] = {p: [] for p in pseudonyms}
-    if not whole and not record_ids:
-        return RecordsState({}, ledger)
+async def load_records(session: AsyncSession, pseudonyms: Sequence[str]) -> RecordsState:
+    """Load the revisions and (on PostgreSQL locked) ledger entries of the children's records: the delivery
+    worker's claims of them wait for this transaction, so planning never races a claim."""
     states = _RECORD_STATES.c
     revisions = {
         record_id: RevisionState(revision, sha256)
         for record_id, revision, sha256 in await session.execute(
             select(states.record_id, states.revision, states.content_sha256).where(
-                _any(session, states.child_pseudonym, whole, states.record_id, record_ids)
+                _in(session, states.child_pseudonym, pseudonyms)
             )
         )
     }
@@ -263,10 +257,11 @@ async def load_records(
             ops.attempts,
             ops.record_sha256,
         )
-        .where(_any(session, ops.child_pseudonym, whole, ops.record_id, record_ids))
+        .where(_in(session, ops.child_pseudonym, pseudonyms))
         .order_by(ops.id)
         .with_for_update()
     )
+    ledger: dict[str, list[LedgerEntry]] = {p: [] for p in pseudonyms}
     for row in rows:
         ledger[row.child_pseudonym].append(
             LedgerEntry(
@@ -283,17 +278,17 @@ def _any(
     key: ColumnElement[str],
     keys: Collection[str],
 ) -> ColumnElement[bool]:
-    """The rows of the `children`, and those with one of the `keys`. On PostgreSQL each list is one array
-    parameter (`= ANY(:keys)`): an IN list is rendered anew for every batch, a bound parameter per value,
-    which cost a tenth of the handler's time."""
-    conditions = [
-        column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
-        if is_postgresql(session)
-        else column.in_(list(values))
-        for column, values in ((child, children), (key, keys))
-        if values
-    ]
-    return or_(false(), *conditions)
+    """The rows of the `children`, and those with one of the `keys`."""
+    pairs = ((child, children), (key, keys))
+    return or_(false(), *(_in(session, column, values) for column, values in pairs if values))
+
+
+def _in(session: AsyncSession, column: ColumnElement[str], values: Collection[str]) -> ColumnElement[bool]:
+    """On PostgreSQL one array parameter (`= ANY(:values)`): an IN list is rendered anew for every batch,
+    a bound parameter per value, which cost a tenth of the handler's time."""
+    if is_postgresql(session):
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+    return column.in_(list(values))
 
 
 async def save_reservations(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

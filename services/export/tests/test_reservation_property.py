@@ -191,7 +191,7 @@ class Run:
         async with self.h.sessions() as session:  # rolled back: loading claims the children's rows
             children = sorted({self.children[i].pseudonym for i in range(len(CHILDREN))})
             state = await storage.load_batch_state(session, children, children, ())
-            records = await storage.load_records(session, children, children, ())
+            records = await storage.load_records(session, children)
         sources: dict[str, list[Source]] = {p: [] for p in children}
         for key, stored in state.sources.items():
             sources[stored.child_pseudonym].append(Source(key, application.stored_report(stored.event)))
