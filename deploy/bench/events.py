@@ -81,11 +81,13 @@ class _Intake:
         return received_event(submission, identity, pseudonym, lineage, Channel.KAFKA, received_at)
 
 
-def received_stream(count: int, seed: int = 1, *, receipts: bool = True) -> Iterator[Record]:
+def received_stream(
+    count: int, seed: int = 1, *, receipts: bool = True, start_year: int = 1986, years: int = 40
+) -> Iterator[Record]:
     """Up to `count` received submissions (intake refuses a few of the generated ones), each followed by
     its receipt when `receipts`."""
     intake = _Intake()
-    for item in items(count, seed):
+    for item in items(count, seed, start_year=start_year, years=years):
         event = intake.received(item)
         if event is None:
             continue
