@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.export import storage
 from services.export.domain import ledger
-from services.export.domain.record import ExportIds, build_records, canonical_json, depending_on
+from services.export.domain.record import ExportIds, build_records, depending_on
 from services.export.domain.sources import Source, record_key, replaces, tumour_of
 from services.export.storage import BatchState, ProcessedMessage, RecordsState
 from shared.db import claim_new
@@ -220,7 +220,7 @@ class ExportApplication:
                 "reason": upsert.reason.value,
                 "revision": upsert.record.revision,
                 "record_sha256": upsert.sha256,
-                "payload": canonical_json(upsert.record).decode(),
+                "payload": upsert.payload.decode(),
             }
             for upsert in decided.upserts
         ]

@@ -15,12 +15,13 @@ never hides a transfer from a later retraction.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from services.export.domain.record import TransferRecord, content_sha256, record_sha256
+from services.export.domain.record import TransferRecord, canonical_json, content_sha256
 
 
 class Operation(StrEnum):
@@ -58,12 +59,14 @@ class Wanted:
     """A record the Nordic side should hold, at its current revision."""
 
     record: TransferRecord
+    payload: bytes  # its canonical JSON: what is sent and hashed
     sha256: str
 
 
 @dataclass(frozen=True, slots=True)
 class NewUpsert:
     record: TransferRecord
+    payload: bytes
     sha256: str
     reason: Reason
 
@@ -105,7 +108,8 @@ def assign_revisions(
             state = RevisionState((state.revision + 1) if state else 1, digest)
             changed[record_id] = state
         final = record.model_copy(update={"revision": state.revision})
-        wanted[record_id] = Wanted(final, record_sha256(final))
+        payload = canonical_json(final)
+        wanted[record_id] = Wanted(final, payload, hashlib.sha256(payload).hexdigest())
     return wanted, changed
 
 
@@ -125,7 +129,8 @@ def plan(wanted: Mapping[str, Wanted], ledger: Iterable[LedgerEntry], reserved: 
         result.cancel += [e.id for e in entries if e.status in (Status.PENDING, Status.FAILED)]
         present = maybe_present(entries)
         if want is not None:
-            result.upserts.append(NewUpsert(want.record, want.sha256, Reason.UPDATE if present else Reason.TRANSFER))
+            reason = Reason.UPDATE if present else Reason.TRANSFER
+            result.upserts.append(NewUpsert(want.record, want.payload, want.sha256, reason))
         elif present is not None:
             reason = Reason.RESERVATION if reserved else Reason.OUT_OF_SCOPE
             result.deletes.append(NewDelete(record_id, reason, present))

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.export.domain.ledger import Operation
-from services.export.domain.record import SCHEMA_NAME, SCHEMA_VERSION
+from services.export.domain.record import SCHEMA_NAME, SCHEMA_VERSION, canonical_bytes
 from services.export.sinks.base import Held, SinkOperation, SinkUnavailable
 
 FORMAT = "nopho-care-drop"
@@ -59,10 +59,6 @@ def public_key_pem(key: Ed25519PublicKey) -> str:
 def key_id(key: Ed25519PublicKey) -> str:
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def _canonical(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 class FileDropSink:
@@ -93,7 +89,7 @@ class FileDropSink:
         if not fresh:
             return delivered[(operations[0].record_id, operations[0].sequence)]
         data = b"".join(
-            _canonical(
+            canonical_bytes(
                 {
                     "sequence": op.sequence,
                     "operation": op.operation.value,
@@ -123,7 +119,7 @@ class FileDropSink:
         manifest["signature"] = {
             "algorithm": "ed25519",
             "key_id": key_id(public),
-            "value": base64.b64encode(self._key.sign(_canonical(manifest))).decode(),
+            "value": base64.b64encode(self._key.sign(canonical_bytes(manifest))).decode(),
         }
         self._write_atomically(self._dir / (batch + DATA_SUFFIX), data)
         self._write_atomically(self._dir / (batch + MANIFEST_SUFFIX), json.dumps(manifest, indent=1).encode())
@@ -195,7 +191,7 @@ def read_drop(directory: Path, public_key: Ed25519PublicKey) -> DropContents:
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION or not signature:
             raise DropError(f"{manifest_path.name}: not a {FORMAT} v{FORMAT_VERSION} manifest")
         try:
-            public_key.verify(base64.b64decode(signature["value"]), _canonical(manifest))
+            public_key.verify(base64.b64decode(signature["value"]), canonical_bytes(manifest))
         except InvalidSignature as exc:
             raise DropError(f"{manifest_path.name}: bad signature") from exc
         data = (directory / manifest["data_file"]).read_bytes()
@@ -213,7 +209,7 @@ def read_drop(directory: Path, public_key: Ed25519PublicKey) -> DropContents:
                 continue
             applied[op["record_id"]] = op["sequence"]
             if op["operation"] == Operation.UPSERT.value:
-                if hashlib.sha256(_canonical(op["record"])).hexdigest() != op["record_sha256"]:
+                if hashlib.sha256(canonical_bytes(op["record"])).hexdigest() != op["record_sha256"]:
                     raise DropError(f"{manifest['data_file']}: record {op['record_id']} does not match its hash")
                 contents.records[op["record_id"]] = Held(
                     op["record_id"], op["sequence"], op["record"], op["record_sha256"]

@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.export.domain.record import ExportIds, TransferRecord, build_records, canonical_json, depending_on
+from services.export.domain.record import (
+    ExportIds,
+    TransferRecord,
+    build_records,
+    canonical_bytes,
+    canonical_json,
+    depending_on,
+)
 from services.export.domain.sources import Source, record_key
 from services.export.tests import factories as f
 from shared.events import SubmissionValidated
@@ -225,3 +232,23 @@ def test_building_some_records_builds_them_as_building_all_does() -> None:
     some = build_records(sources, ids, {sources[1].record_key}).records
     assert list(some) == [ids.record(sources[1].record_key)]
     assert {k: canonical_json(r) for k, r in some.items()} == {k: canonical_json(every[k]) for k in some}
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=6))
+def test_canonical_bytes_are_those_every_stored_hash_was_made_from(data: dict[str, Any]) -> None:
+    # Any text: ASCII, control characters, DEL, Norwegian letters, characters beyond the BMP.
+    assert canonical_bytes(data) == json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_a_record_with_a_norwegian_region_is_escaped_as_before() -> None:
+    assert canonical_bytes({"region": "Helse Sør-Øst", "x": "\x7f\U0001f600"}) == (
+        b'{"region":"Helse S\\u00f8r-\\u00d8st","x":"\\u007f\\ud83d\\ude00"}'
+    )
