@@ -102,11 +102,16 @@ def assign_revisions(
     wanted: dict[str, Wanted] = {}
     changed: dict[str, RevisionState] = {}
     for record_id, record in records.items():
-        digest = content_sha256(record)
+        payload = canonical_json(record)
+        # At revision 1 (as built) the record's bytes are its content's: one encoding serves both hashes.
+        digest = hashlib.sha256(payload).hexdigest() if record.revision == 1 else content_sha256(record)
         state = known.get(record_id)
         if state is None or state.content_sha256 != digest:
             state = RevisionState((state.revision + 1) if state else 1, digest)
             changed[record_id] = state
+        if state.revision == 1 == record.revision:
+            wanted[record_id] = Wanted(record, payload, digest)
+            continue
         final = record.model_copy(update={"revision": state.revision})
         payload = canonical_json(final)
         wanted[record_id] = Wanted(final, payload, hashlib.sha256(payload).hexdigest())
