@@ -34,7 +34,7 @@ def create_app(settings: ExportSettings) -> FastAPI:
         lease_s=settings.lease_s,
     )
     application = ExportApplication(transactions, ExportIds(key_bytes(settings.pseudonym_key)), on_queued=worker.wake)
-    handlers.subscribe(service, application)
+    handlers.subscribe(service, application, consumers=settings.consumers)
     running: list[asyncio.Task[None]] = []
 
     async def start_delivery() -> None:

@@ -9,7 +9,7 @@ from shared.service import Service
 from shared.topics import RESERVATIONS, SUBMISSIONS_VALIDATED
 
 
-def subscribe(service: Service, application: ExportApplication) -> None:
+def subscribe(service: Service, application: ExportApplication, *, consumers: int = 1) -> None:
     subscribe_batch(
         service.broker,
         service="export",
@@ -22,4 +22,5 @@ def subscribe(service: Service, application: ExportApplication) -> None:
         dead_letters=service.dead_letters,
         settings=service.settings.kafka,
         keys={service.topic(spec): key_of(spec) for spec in (SUBMISSIONS_VALIDATED, RESERVATIONS)},
+        consumers=consumers,
     )

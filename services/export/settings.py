@@ -38,6 +38,10 @@ class ExportSettings(ServiceSettings):
     batch_interval_s: float | None = Field(None, gt=0)
     # In continuous mode, how often to look for work nobody announced (retries, another instance's).
     poll_interval_s: float = Field(5.0, gt=0)
+    # Members of the consumer group in this process, each applying its own partitions' batches. A child's
+    # reports and reservations share a partition, so they hold disjoint children; the delivery worker is
+    # kept off a child's rows by row locks (PostgreSQL) or takes turns with them (SQLite).
+    consumers: int = Field(2, ge=1, le=8)
     delivery_batch: int = Field(500, ge=1, le=10_000)
     # Sink errors that are not outages (the sink refused the data) before a transfer is marked failed.
     max_failures: int = Field(3, ge=1)

@@ -35,7 +35,7 @@ class StatsSettings(ServiceSettings):
     snapshot_interval_s: float = Field(0.5, gt=0)
     reminder_sweep_interval_s: float = Field(60.0, gt=0)
     # Members of the consumer group in this process, each applying its own partitions' batches: while
-    # one waits for PostgreSQL, another computes (SQLite takes one writer at a time whatever this says).
+    # one waits for PostgreSQL, another computes (ordered by locks, see README; on SQLite they take turns).
     consumers: int = Field(2, ge=1, le=8)
 
     @field_validator("timezone")
