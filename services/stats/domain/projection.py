@@ -132,13 +132,14 @@ def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
     """A receipt with status `received` counts the submission as received (once, however often sent)."""
     if receipt.status is not ReceiptStatus.RECEIVED:
         return  # accepted/rejected are counted from validation's outcomes, which carry the findings
-    submission = _submission(state, receipt.submission_id, receipt.hospital_id, receipt.form_type, receipt.received_at)
+    received_on = state.local_date(receipt.received_at)
+    submission = _submission(state, receipt.submission_id, receipt.hospital_id, receipt.form_type, received_on)
     if submission.receipted:
         return
     submission.receipted = True
     if submission.received_counted:
         return  # its outcome came first and counted it
-    year, month = submission.received_year, _month(state, receipt.received_at)
+    year, month = submission.received_year, _month(received_on)
     if submission.pseudonym is None or submission.tumour_ref is None:
         _add(state.unattributed, (submission.hospital_id, year, M.RECEIVED, submission.form_type), 1)
         _add(state.unattributed, (submission.hospital_id, year, M.MONTH_RECEIVED, month), 1)
@@ -151,9 +152,10 @@ def apply_receipt(state: BatchState, receipt: ReceiptIssued) -> None:
 def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionRejected) -> None:
     form = event.form
     form_type = _FORM_TYPES[form.form_type]
-    submission = _submission(state, event.submission_id, event.hospital_id, form_type, event.received_at)
+    received_on = state.local_date(event.received_at)
+    submission = _submission(state, event.submission_id, event.hospital_id, form_type, received_on)
     tumour = state.tumour(event.child.pseudonym, event.hospital_id, form.tumour_ref)
-    year, month = submission.received_year, _month(state, event.received_at)
+    year, month = submission.received_year, _month(received_on)
     if submission.outcome is not None:
         # Decided again (validation replayed with new coding tables): the new outcome replaces the old.
         _tally_outcome(tumour, submission, month, -1)
@@ -171,7 +173,6 @@ def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionReje
     _tally_outcome(tumour, submission, month, 1)
     if not accepted:
         return
-    reported_on = state.local_date(event.received_at)
     if isinstance(form, DiagnosisForm):
         current = tumour.diagnosis
         if current is None or (event.received_at, event.submission_id) >= (current.received_at, current.submission_id):
@@ -188,11 +189,11 @@ def apply_outcome(state: BatchState, event: SubmissionValidated | SubmissionReje
                 subgroup=event.iccc.subgroup if event.iccc else None,
                 with_override=any(f.overridden for f in event.findings),
             )
-        tumour.diagnosis_reported_on = _earliest(tumour.diagnosis_reported_on, reported_on)
+        tumour.diagnosis_reported_on = _earliest(tumour.diagnosis_reported_on, received_on)
     elif isinstance(form, TreatmentForm):
         # Timeliness counts the first accepted treatment report of the tumour, whichever of its reports
         # that is; a later report, or a correction, replaces content, not that date.
-        tumour.treatment_reported_on = _earliest(tumour.treatment_reported_on, reported_on)
+        tumour.treatment_reported_on = _earliest(tumour.treatment_reported_on, received_on)
     elif isinstance(form, FollowUpForm):
         died = form.death_date or (form.last_contact_date if form.vital_status is VitalStatus.DEAD else None)
         tumour.follow_ups = [f for f in tumour.follow_ups if f.submission_id != event.submission_id]
@@ -317,14 +318,12 @@ def child_contributions(diagnosed: Iterable[tuple[str, int]]) -> set[CounterKey]
 
 
 def _submission(
-    state: BatchState, submission_id: uuid.UUID, hospital_id: str, form_type: FormType, received_at: datetime
+    state: BatchState, submission_id: uuid.UUID, hospital_id: str, form_type: FormType, received_on: date
 ) -> Submission:
     state.touched_submissions.add(submission_id)
     found = state.submissions.get(submission_id)
     if found is None:
-        found = state.submissions[submission_id] = Submission(
-            submission_id, hospital_id, form_type, state.local_date(received_at).year
-        )
+        found = state.submissions[submission_id] = Submission(submission_id, hospital_id, form_type, received_on.year)
     return found
 
 
@@ -337,11 +336,10 @@ def _tally_outcome(tumour: Tumour, submission: Submission, month: str, sign: int
         _add(tumour.tallies, (year, M.REJECTION, code), sign)
 
 
-def _month(state: BatchState, received_at: datetime) -> str:
+def _month(received_on: date) -> str:
     """The local month a submission was received, "YYYY-MM". Its receipt and its validation outcome carry
     the same `received_at` (intake's), so either names the month, as `received_year` names the year."""
-    day = state.local_date(received_at)
-    return f"{day.year:04d}-{day.month:02d}"  # strftime's work, at a third of its cost
+    return f"{received_on.year:04d}-{received_on.month:02d}"  # strftime's work, at a third of its cost
 
 
 def _earliest(current: date | None, candidate: date) -> date:
