@@ -22,6 +22,8 @@ import pytest
 
 from deploy.local.kafka import KafkaCluster
 from deploy.local.postgres import LocalPostgres, ensure_installed
+from services.export.settings import ExportSettings
+from services.stats.settings import StatsSettings
 from tests.fault.harness import (
     PLATFORM_SERVICES,
     Canary,
@@ -35,6 +37,10 @@ from tests.fault.harness import (
     wait_fully_replicated,
 )
 from tests.fixtures.infra import DatabaseServer
+
+# Members of its consumer group each process of these starts by default.
+STATS_CONSUMERS = StatsSettings.model_fields["consumers"].default
+EXPORT_CONSUMERS = ExportSettings.model_fields["consumers"].default
 
 pytestmark = [pytest.mark.fault, pytest.mark.kafka, pytest.mark.slow, pytest.mark.e2e]
 
@@ -227,7 +233,8 @@ async def test_consumer_rebalance_second_instances_join_and_leave(
         async def join() -> str:
             await asyncio.gather(*(asyncio.to_thread(platform.start_second, name) for name in consumers))
             members = {name: await platform.group_members(name) for name in consumers}
-            assert all(n == 2 for n in members.values()), members
+            # Two processes of each, stats and export running two group members apiece.
+            assert members == {"validation": 2, "stats": 2 * STATS_CONSUMERS, "export": 2 * EXPORT_CONSUMERS}
             return f"group members now {members}"
 
         async def leave() -> str:
