@@ -8,7 +8,7 @@ Create Date: 2026-11-28
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,20 +55,37 @@ _BARE = {
 _KEY = ("pseudonym", "hospital_id", "tumour_ref")
 
 
-def _rewrite(rows: list[dict[str, Any]]) -> None:
+TumourKey = tuple[str, str, str]
+
+
+def _facts(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
+def _rewrite_facts(change: Callable[[TumourKey, dict[str, Any]], object]) -> None:
+    """Apply `change` to every tumour's facts document and store the results."""
+    bind = op.get_bind()
+    rows = []
+    for pseudonym, hospital_id, tumour_ref, facts in bind.execute(
+        sa.select(*(_tumours.c[name] for name in _KEY), _tumours.c.facts)
+    ):
+        document = json.loads(facts)
+        change((pseudonym, hospital_id, tumour_ref), document)
+        key = {"b_pseudonym": pseudonym, "b_hospital_id": hospital_id, "b_tumour_ref": tumour_ref}
+        rows.append({**key, "b_facts": _facts(document)})
     if rows:
         statement = (
             sa.update(_tumours)
             .where(*(_tumours.c[name] == sa.bindparam(f"b_{name}") for name in _KEY))
             .values(facts=sa.bindparam("b_facts"))
         )
-        op.get_bind().execute(statement, [{f"b_{name}": value for name, value in row.items()} for row in rows])
+        bind.execute(statement, rows)
 
 
 def upgrade() -> None:
     """Upgrade schema."""
     bind = op.get_bind()
-    by_tumour: dict[tuple[str, str, str], list[list[Any]]] = defaultdict(list)
+    by_tumour: dict[TumourKey, list[list[Any]]] = defaultdict(list)
     for r in bind.execute(sa.select(_reminders)):
         by_tumour[(r.pseudonym, r.hospital_id, r.tumour_ref)].append(
             [
@@ -81,21 +98,11 @@ def upgrade() -> None:
                 r.changed_on.isoformat(),
             ]
         )
-    rows = []
-    for pseudonym, hospital_id, tumour_ref, facts in bind.execute(
-        sa.select(_tumours.c.pseudonym, _tumours.c.hospital_id, _tumours.c.tumour_ref, _tumours.c.facts)
-    ):
-        document = json.loads(facts)
-        document["reminders"] = by_tumour.pop((pseudonym, hospital_id, tumour_ref), [])
-        rows.append(
-            {
-                "pseudonym": pseudonym,
-                "hospital_id": hospital_id,
-                "tumour_ref": tumour_ref,
-                "facts": json.dumps(document, separators=(",", ":")),
-            }
-        )
-    _rewrite(rows)
+
+    def add_reminders(key: TumourKey, document: dict[str, Any]) -> None:
+        document["reminders"] = by_tumour.pop(key, [])
+
+    _rewrite_facts(add_reminders)
     if by_tumour:
         bind.execute(
             sa.insert(_tumours),
@@ -104,7 +111,7 @@ def upgrade() -> None:
                     "pseudonym": pseudonym,
                     "hospital_id": hospital_id,
                     "tumour_ref": tumour_ref,
-                    "facts": json.dumps({**_BARE, "reminders": reminders}, separators=(",", ":")),
+                    "facts": _facts({**_BARE, "reminders": reminders}),
                     "diagnosed": False,
                     "next_due_on": None,
                 }
@@ -119,18 +126,4 @@ def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table("reminders", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_reminders_pseudonym"), ["pseudonym"], unique=False)
-    rows = []
-    for pseudonym, hospital_id, tumour_ref, facts in op.get_bind().execute(
-        sa.select(_tumours.c.pseudonym, _tumours.c.hospital_id, _tumours.c.tumour_ref, _tumours.c.facts)
-    ):
-        document = json.loads(facts)
-        document.pop("reminders", None)
-        rows.append(
-            {
-                "pseudonym": pseudonym,
-                "hospital_id": hospital_id,
-                "tumour_ref": tumour_ref,
-                "facts": json.dumps(document, separators=(",", ":")),
-            }
-        )
-    _rewrite(rows)
+    _rewrite_facts(lambda _, document: document.pop("reminders", None))
