@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from deploy.bench import events
 from deploy.bench.infra import Infra, MemoryWatch, cpu_seconds, end_offsets, produce, wait_drained
@@ -30,6 +30,7 @@ from shared.topics import (
     SUBMISSIONS_RECEIVED,
     SUBMISSIONS_REJECTED,
     SUBMISSIONS_VALIDATED,
+    TopicSpec,
 )
 
 HOST = "127.0.0.1"
@@ -135,22 +136,17 @@ async def http_alone(
 # --- end to end -----------------------------------------------------------------------------------------
 
 
-class SnapshotWatch:
-    """Follows the registry-wide snapshots: how many submissions stats has decided (accepted + rejected),
-    and when each count was first seen."""
+class _TopicWatch:
+    """Reads topics from their beginning in a task of its own, handing each record to `_seen`."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, *specs: TopicSpec) -> None:
         self.settings = settings
-        self.seen: list[tuple[float, int]] = []  # (when, decided), as counts rise
+        self._topics = [settings.topic(spec) for spec in specs]
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def decided(self) -> int:
-        return self.seen[-1][1] if self.seen else 0
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            self.settings.topic(STATS_SNAPSHOTS),
+            *self._topics,
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -160,12 +156,39 @@ class SnapshotWatch:
 
     async def _run(self) -> None:
         async for record in self._consumer:
-            if record.key != b"registry":
-                continue
-            figures = orjson.loads(record.value)["total"]["submissions"]
-            decided = sum(c["accepted"] + c["rejected"] for c in figures.values())
-            if decided > self.decided:
-                self.seen.append((time.perf_counter(), decided))
+            self._seen(record)
+
+    def _seen(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Stop reading (once; stopping again does nothing)."""
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+            await self._consumer.stop()
+
+
+class SnapshotWatch(_TopicWatch):
+    """Follows the registry-wide snapshots: how many submissions stats has decided (accepted + rejected),
+    and when each count was first seen."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        super().__init__(settings, STATS_SNAPSHOTS)
+        self.seen: list[tuple[float, int]] = []  # (when, decided), as counts rise
+
+    @property
+    def decided(self) -> int:
+        return self.seen[-1][1] if self.seen else 0
+
+    def _seen(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.key != b"registry" or record.value is None:
+            return
+        figures = orjson.loads(record.value)["total"]["submissions"]
+        decided = sum(c["accepted"] + c["rejected"] for c in figures.values())
+        if decided > self.decided:
+            self.seen.append((time.perf_counter(), decided))
 
     def first_at_least(self, count: int) -> float | None:
         for when, decided in self.seen:
@@ -183,54 +206,26 @@ class SnapshotWatch:
             await asyncio.sleep(0.02)
         return self.seen[-1][0] if self.seen else time.perf_counter()
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
 
-
-class StageWatch:
+class StageWatch(_TopicWatch):
     """When submissions reached `submissions.received` (intake's relay published them) and when validation
     published its decisions: the records' timestamps (set by their producers), on this process's
     perf_counter timeline like everything else the benchmark times."""
 
     def __init__(self, settings: KafkaSettings) -> None:
-        self.settings = settings
+        super().__init__(settings, SUBMISSIONS_RECEIVED, SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED)
         self.received: list[float] = []
         self.decided: list[float] = []
-        self._task: asyncio.Task[None] | None = None
+        self._received_topic = settings.topic(SUBMISSIONS_RECEIVED)
         self._epoch = time.time() - time.perf_counter()  # wall clock minus perf_counter
 
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            *(
-                self.settings.topic(spec)
-                for spec in (SUBMISSIONS_RECEIVED, SUBMISSIONS_VALIDATED, SUBMISSIONS_REJECTED)
-            ),
-            bootstrap_servers=self.settings.bootstrap_servers,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        received = self.settings.topic(SUBMISSIONS_RECEIVED)
-        async for record in self._consumer:
-            when = record.timestamp / 1000 - self._epoch
-            (self.received if record.topic == received else self.decided).append(when)
+    def _seen(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        when = record.timestamp / 1000 - self._epoch
+        (self.received if record.topic == self._received_topic else self.decided).append(when)
 
     def since(self, start: float) -> tuple[list[float], list[float]]:
         """The times each stage was reached after `start`, in order."""
         return sorted(t for t in self.received if t >= start), sorted(t for t in self.decided if t >= start)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-            await self._consumer.stop()
 
 
 def _stage_percentiles(stages: dict[str, list[float]]) -> dict[str, dict[str, float]]:
