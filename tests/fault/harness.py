@@ -78,6 +78,7 @@ from shared.topics import (
     SUBMISSIONS_REJECTED,
     SUBMISSIONS_VALIDATED,
 )
+from tests.fixtures.forms import diagnosis_submission
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "fault"
@@ -491,25 +492,13 @@ class Canary:
             national_id = synthetic_number(date(2014, 2, 3), male=False, individual=self._individual)
             if national_id is not None:
                 break
-        body = {
-            "submission_id": str(uuid.uuid4()),
-            "hospital_id": CANARY_HOSPITAL,
-            "form_version": 1,
-            "made_at": datetime.now(UTC).isoformat(),
-            "patient": {"national_id": national_id},
-            "form": {
-                "form_type": "diagnosis",
-                "tumour_ref": f"CANARY-{len(self.results) + 1}",
-                "sex": "female",
-                "diagnosis_date": (date.today() - timedelta(days=30)).isoformat(),
-                "topography": "C71.6",
-                "morphology": "9470",
-                "behaviour": 3,
-                "grade": 4,
-                "laterality": "not_paired",
-                "basis": 7,
-            },
-        }
+        body = diagnosis_submission(
+            CANARY_HOSPITAL,
+            national_id,
+            f"CANARY-{len(self.results) + 1}",
+            diagnosed=date.today() - timedelta(days=30),
+            laterality="not_paired",
+        )
         return body, national_id
 
     async def through(self, label: str, within: float = 240.0) -> CanaryResult:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from deploy.synthetic.identity import synthetic_number
 from shared.events import SubmissionReceived
 from shared.topics import ALL_TOPICS, HOSPITAL_INBOUND, SUBMISSIONS_RECEIVED
 from tests.fault.harness import FaultPlatform, settle, sink_rows
+from tests.fixtures.forms import diagnosis_submission, submission
 from tests.security.conftest import SyntheticRun
 
 pytestmark = [pytest.mark.security, pytest.mark.kafka, pytest.mark.slow, pytest.mark.e2e]
@@ -56,17 +56,6 @@ class Planted:
     national_id: str
 
 
-def _form(national_id: str, form: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "submission_id": str(uuid.uuid4()),
-        "hospital_id": "st-olav",
-        "form_version": 1,
-        "made_at": datetime.now(UTC).isoformat(),
-        "patient": {"national_id": national_id},
-        "form": form,
-    }
-
-
 @pytest.fixture(scope="module")
 async def planted(synthetic_run: SyntheticRun) -> Planted:
     platform = synthetic_run.platform
@@ -74,17 +63,6 @@ async def planted(synthetic_run: SyntheticRun) -> Planted:
         n for i in range(901, 999, 2) if (n := synthetic_number(date(2012, 10, 11), male=True, individual=i))
     )
     diagnosed = date.today() - timedelta(days=500)
-    diagnosis = {
-        "form_type": "diagnosis",
-        "tumour_ref": "PRIV-1",
-        "sex": "male",
-        "diagnosis_date": diagnosed.isoformat(),
-        "topography": "C71.6",
-        "morphology": "9470",
-        "behaviour": 3,
-        "grade": 4,
-        "basis": 7,
-    }
     follow_up = {
         "form_type": "follow_up",
         "tumour_ref": "PRIV-1",
@@ -94,10 +72,13 @@ async def planted(synthetic_run: SyntheticRun) -> Planted:
     }
     sibling = next(n for i in range(801, 899, 2) if (n := synthetic_number(date(2010, 1, 2), True, i)))
     async with httpx.AsyncClient(base_url=platform.url("intake"), headers=platform.headers("st-olav")) as client:
-        assert (await client.post("/v1/submissions", json=_form(national_id, diagnosis))).status_code == 202
-        assert (await client.post("/v1/submissions", json=_form(national_id, follow_up))).status_code == 202
+        diagnosis = diagnosis_submission("st-olav", national_id, "PRIV-1", diagnosed=diagnosed, sex="male")
+        assert (await client.post("/v1/submissions", json=diagnosis)).status_code == 202
+        assert (
+            await client.post("/v1/submissions", json=submission("st-olav", national_id, follow_up))
+        ).status_code == 202
         leaky = {**follow_up, "late_effects": [f"as for sibling {sibling}"]}
-        refused = await client.post("/v1/submissions", json=_form(national_id, leaky))
+        refused = await client.post("/v1/submissions", json=submission("st-olav", national_id, leaky))
         assert refused.status_code == 422, refused.text  # an identity number in free text: not registered
         assert sibling not in refused.text
     await settle(platform)
